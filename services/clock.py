@@ -50,3 +50,8 @@ def format_date(day: datetime | object) -> str:
 def format_datetime(ts: datetime) -> str:
     """`DD.MM.YYYY HH:MM` in Asia/Almaty."""
     return almaty(ts).strftime("%d.%m.%Y %H:%M")
+
+
+def format_time(ts: datetime) -> str:
+    """`HH:MM` in Asia/Almaty."""
+    return almaty(ts).strftime("%H:%M")

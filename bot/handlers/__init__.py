@@ -1,0 +1,29 @@
+"""One router per step; `create_routers` gives them in the order the Dispatcher must try them.
+
+Routers are built per Dispatcher (never at import) so that a restart in the same process, as
+the tests do, attaches fresh routers to the new Dispatcher.
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from bot.handlers import choice, common, identity, notifications, phone, review, start
+from bot.view import Prompt
+
+_STEPS = (start, phone, identity, choice, notifications, review)
+
+
+def create_routers() -> list[Router]:
+    return [
+        common.create_commands_router(),
+        *(module.create_router() for module in _STEPS),
+        common.create_fallback_router(),
+    ]
+
+
+def all_prompts() -> dict[str, Prompt]:
+    prompts: dict[str, Prompt] = {}
+    for module in _STEPS:
+        prompts.update(module.PROMPTS)
+    return prompts

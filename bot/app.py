@@ -1,0 +1,122 @@
+"""The one factory: services, Bot and Dispatcher for `run`, `demo` and the tests alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+
+from bot.config import Settings
+from bot.fsm.storage import SQLiteStorage
+from bot.handlers import all_prompts, create_routers
+from bot.i18n import I18n, LocaleMiddleware
+from bot.middlewares import ViewMiddleware
+from bot.view import Services
+from bot.watchers import ConsentWatcher
+from services.clock import Clock, SystemClock
+from services.store import Store
+from services.voucher.client import VoucherClient
+
+log = logging.getLogger("kezek.app")
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DEMO_TOKEN = "4242424242:KEZEK-local-demo-token-not-for-telegram"
+
+
+def create_dispatcher(services: Services, storage: BaseStorage) -> Dispatcher:
+    """Build the Dispatcher: middlewares, one router per step, dependencies by name."""
+    dp = Dispatcher(
+        storage=storage,
+        events_isolation=SimpleEventIsolation(),
+        services=services,
+        store=services.store,
+        voucher=services.voucher,
+        settings=services.settings,
+    )
+
+    async def resolve_locale(user_id: int, telegram_code: str | None) -> str:
+        return await services.store.get_locale(user_id) or services.i18n.pick(telegram_code)
+
+    locale_mw = LocaleMiddleware(services.i18n, resolve_locale)
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(locale_mw)
+        observer.middleware(ViewMiddleware())
+    # Telegram shows a spinner until a callback is answered: answer first, then work.
+    dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
+    services.prompts = all_prompts()
+    services.background = ConsentWatcher(services, storage, dp.fsm.events_isolation)
+    dp.include_routers(*create_routers())
+    return dp
+
+
+@dataclass(slots=True)
+class App:
+    bot: Bot
+    dp: Dispatcher
+    services: Services
+    storage: SQLiteStorage
+    sandbox: Any = None  # RunningSandbox when VOUCHER_API_URL=sandbox
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    if session is None and settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    token = settings.bot_token.get_secret_value() if settings.bot_token else DEMO_TOKEN
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+@asynccontextmanager
+async def open_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    session: BaseSession | None = None,
+    sandbox_config: Any = None,
+) -> AsyncIterator[App]:
+    """Open everything the bot needs and close it all on exit, in reverse order."""
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        sandbox = None
+        base_url = settings.voucher_api_url
+        if settings.uses_sandbox:
+            from services.voucher.sandbox import SandboxConfig, running_sandbox
+
+            config = sandbox_config or SandboxConfig(
+                token=settings.voucher_api_token.get_secret_value(),
+                db_path=settings.database_path.with_suffix(".sandbox.sqlite3"),
+            )
+            sandbox = await stack.enter_async_context(running_sandbox(config, clock=clock))
+            base_url = sandbox.base_url
+        if base_url is None:
+            raise RuntimeError("VOUCHER_API_URL is not set")
+        voucher = VoucherClient(
+            base_url,
+            settings.voucher_api_token.get_secret_value(),
+            connect_timeout=settings.voucher_connect_timeout,
+            read_timeout=settings.voucher_read_timeout,
+        )
+        stack.push_async_callback(voucher.aclose)
+        store = await Store.open(settings.database_path, clock)
+        stack.push_async_callback(store.close)
+        storage = await SQLiteStorage.open(settings.database_path)
+        stack.push_async_callback(storage.close)
+        i18n = I18n.load(LOCALES_DIR, default=settings.default_locale)
+        services = Services(settings=settings, store=store, voucher=voucher, i18n=i18n, clock=clock)
+        bot = create_bot(settings, session)
+        stack.push_async_callback(bot.session.close)
+        dp = create_dispatcher(services, storage)
+        stack.push_async_callback(services.background.stop)
+        yield App(bot=bot, dp=dp, services=services, storage=storage, sandbox=sandbox)

@@ -1,0 +1,200 @@
+"""Kezek's own tables: users (language), drafts (what the parent confirmed so far), applications.
+
+The domain tables are the record; FSM data is only what the current step needs. Reads are served
+from an in-process cache after the first load (each aiosqlite call is a thread hop), and every
+write commits before it returns, so what a parent was told is saved is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from services.clock import Clock, SystemClock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id     INTEGER PRIMARY KEY,
+    locale      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drafts (
+    user_id     INTEGER PRIMARY KEY,
+    step        TEXT,
+    data        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applications (
+    id            TEXT PRIMARY KEY,
+    user_id       INTEGER NOT NULL,
+    chat_id       INTEGER NOT NULL,
+    number        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    summary       TEXT NOT NULL,
+    submitted_at  TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_user ON applications(user_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredApplication:
+    id: str
+    user_id: int
+    chat_id: int
+    number: str
+    status: str
+    summary: dict[str, Any]
+    submitted_at: datetime
+
+
+class Store:
+    """Repository over one SQLite file; open with `await Store.open(path)`."""
+
+    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._locales: dict[int, str] = {}
+        self._drafts: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    async def open(cls, path: Path, clock: Clock | None = None) -> Store:
+        db = await aiosqlite.connect(path)
+        await db.executescript(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
+            "PRAGMA foreign_keys=ON;" + SCHEMA
+        )
+        await db.commit()
+        return cls(db, clock or SystemClock())
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def _now(self) -> str:
+        return self._clock.now().isoformat()
+
+    # --- users --------------------------------------------------------------------------
+
+    async def get_locale(self, user_id: int) -> str | None:
+        if user_id in self._locales:
+            return self._locales[user_id]
+        async with self._db.execute("SELECT locale FROM users WHERE user_id = ?", (user_id,)) as c:
+            row = await c.fetchone()
+        if row is not None:
+            self._locales[user_id] = row[0]
+        return row[0] if row else None
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        now = self._now()
+        await self._db.execute(
+            "INSERT INTO users (user_id, locale, created_at, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(user_id) DO UPDATE SET locale = excluded.locale,"
+            " updated_at = excluded.updated_at",
+            (user_id, locale, now, now),
+        )
+        await self._db.commit()
+        self._locales[user_id] = locale
+
+    # --- drafts -------------------------------------------------------------------------
+
+    async def get_draft(self, user_id: int) -> dict[str, Any]:
+        """The parent's draft (a copy: change it through `update_draft`)."""
+        if user_id not in self._drafts:
+            async with self._db.execute(
+                "SELECT data FROM drafts WHERE user_id = ?", (user_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            self._drafts[user_id] = json.loads(row[0]) if row else {}
+        return json.loads(json.dumps(self._drafts[user_id]))
+
+    async def update_draft(
+        self, user_id: int, step: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Merge `fields` into the draft (a value of None removes the key) and save it."""
+        draft = await self.get_draft(user_id)
+        for key, value in fields.items():
+            if value is None:
+                draft.pop(key, None)
+            else:
+                draft[key] = value
+        await self._save_draft(user_id, draft, step)
+        return draft
+
+    async def replace_draft(
+        self, user_id: int, draft: dict[str, Any], step: str | None = None
+    ) -> None:
+        await self._save_draft(user_id, draft, step)
+
+    async def _save_draft(self, user_id: int, draft: dict[str, Any], step: str | None) -> None:
+        payload = json.dumps(draft, ensure_ascii=False, separators=(",", ":"))
+        await self._db.execute(
+            "INSERT INTO drafts (user_id, step, data, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(user_id) DO UPDATE SET data = excluded.data,"
+            " step = COALESCE(excluded.step, drafts.step), updated_at = excluded.updated_at",
+            (user_id, step, payload, self._now()),
+        )
+        await self._db.commit()
+        self._drafts[user_id] = json.loads(payload)
+
+    async def delete_draft(self, user_id: int) -> None:
+        await self._db.execute("DELETE FROM drafts WHERE user_id = ?", (user_id,))
+        await self._db.commit()
+        self._drafts[user_id] = {}
+
+    # --- applications -------------------------------------------------------------------
+
+    async def add_application(
+        self,
+        *,
+        application_id: str,
+        user_id: int,
+        chat_id: int,
+        number: str,
+        status: str,
+        submitted_at: datetime,
+        summary: dict[str, Any],
+    ) -> None:
+        """Record a submitted application; a repeated id (a replayed answer) changes nothing."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO applications"
+            " (id, user_id, chat_id, number, status, summary, submitted_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                application_id,
+                user_id,
+                chat_id,
+                number,
+                status,
+                json.dumps(summary, ensure_ascii=False),
+                submitted_at.isoformat(),
+                self._now(),
+            ),
+        )
+        await self._db.commit()
+
+    async def list_applications(self, user_id: int) -> list[StoredApplication]:
+        async with self._db.execute(
+            "SELECT id, user_id, chat_id, number, status, summary, submitted_at"
+            " FROM applications WHERE user_id = ? ORDER BY submitted_at",
+            (user_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            StoredApplication(
+                id=r[0],
+                user_id=r[1],
+                chat_id=r[2],
+                number=r[3],
+                status=r[4],
+                summary=json.loads(r[5]),
+                submitted_at=datetime.fromisoformat(r[6]),
+            )
+            for r in rows
+        ]
