@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LOG_LEVEL", "WARNING" if args.command == "demo" else "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiosqlite logs every statement with its bound values at DEBUG: IINs and phones among them.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.root.level))
     if args.command == "sandbox":
         from services.voucher.sandbox.server import serve
 

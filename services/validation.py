@@ -95,7 +95,7 @@ def age_on(birth_date: date, day: date) -> int:
 # --- phones -------------------------------------------------------------------------------
 
 E164_KZ = re.compile(r"^\+7\d{10}$")
-_SEPARATORS = str.maketrans("", "", " -()\u00a0.")
+_SEPARATORS = str.maketrans("", "", " \t-()\u00a0.")
 
 
 class PhoneError(StrEnum):
@@ -123,18 +123,24 @@ def normalize_phone(raw: str) -> str:
         raise InvalidPhone(PhoneError.EMPTY)
     plus = compact.startswith("+")
     digits = compact[1:] if plus else compact
+    if not digits:
+        raise InvalidPhone(PhoneError.EMPTY)
     if not is_ascii_digits(digits):
         raise InvalidPhone(PhoneError.CHARACTERS)
     if plus:
         if not digits.startswith("7"):
             raise InvalidPhone(PhoneError.NOT_KAZAKHSTAN)
         national = digits[1:]
-    elif len(digits) == 11 and digits[0] in "78":
+    elif digits[0] == "8":
+        national = digits[1:]  # the trunk prefix: no Kazakhstan number starts with 8
+    elif digits[0] == "7" and len(digits) > 10:
         national = digits[1:]
-    elif len(digits) > 11:
-        raise InvalidPhone(PhoneError.TOO_LONG)
-    else:
+    elif digits[0] == "7":
         national = digits
+    else:
+        raise InvalidPhone(
+            PhoneError.TOO_SHORT if len(digits) < 10 else PhoneError.NOT_KAZAKHSTAN
+        )
     if len(national) < 10:
         raise InvalidPhone(PhoneError.TOO_SHORT)
     if len(national) > 10:
@@ -159,4 +165,4 @@ def mask_tail(value: str, keep: int = 4, mask: str = "•") -> str:
     """`871008401427` → `••••••••1427`: the shape a portal shows, safe for a log line."""
     if len(value) <= keep:
         return mask * len(value)
-    return mask * (len(value) - keep) + value[-keep:]
+    return mask * (len(value) - keep) + value[len(value) - keep :]

@@ -1,0 +1,277 @@
+"""aiogram FSM storage on SQLite (aiosqlite) with an in-process write-through cache.
+
+Why it is shaped like this (the design notes' "Performance facts"):
+- every aiosqlite call is a hop to the connection's thread, so each operation is ONE statement
+  and the connection runs in autocommit mode (no separate COMMIT hop);
+- state and data live in one row per key, so `set_state` and `set_data` are one UPSERT each;
+- reads are served from memory after the first load, writes reach the disk before they return
+  (`synchronous=FULL`): what the parent was told is saved survives a crash.
+
+Concurrency: the storage keeps its own asyncio lock per key instead of relying on aiogram's
+event isolation. Background jobs (/forget, staff tools) touch FSM rows outside update handling,
+and `update_data` must stay atomic even with `DisabledEventIsolation` (aiogram's default).
+Different keys never wait for each other; the single connection serialises the disk writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from aiogram.exceptions import DataNotDictLikeError
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fsm_records (
+    bot_id                 INTEGER NOT NULL,
+    chat_id                INTEGER NOT NULL,
+    user_id                INTEGER NOT NULL,
+    thread_id              INTEGER NOT NULL,  -- None stored as 0 (Telegram never uses 0)
+    business_connection_id TEXT    NOT NULL,  -- None stored as ''
+    destiny                TEXT    NOT NULL,
+    state                  TEXT,
+    data                   TEXT    NOT NULL,  -- a JSON object
+    updated_at             INTEGER NOT NULL,  -- unix seconds, for future clean-up of drafts
+    PRIMARY KEY (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny)
+) WITHOUT ROWID
+"""
+_KEY_WHERE = (
+    "bot_id = ? AND chat_id = ? AND user_id = ? AND thread_id = ?"
+    " AND business_connection_id = ? AND destiny = ?"
+)
+_SELECT = f"SELECT state, data FROM fsm_records WHERE {_KEY_WHERE}"
+_DELETE = f"DELETE FROM fsm_records WHERE {_KEY_WHERE}"
+_UPSERT = """
+INSERT INTO fsm_records (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny,
+                         state, data, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(strftime('%s', 'now') AS INTEGER))
+ON CONFLICT (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny)
+DO UPDATE SET state = excluded.state, data = excluded.data, updated_at = excluded.updated_at
+"""
+_COUNT_BY_STATE = "SELECT state, COUNT(*) FROM fsm_records WHERE state IS NOT NULL GROUP BY state"
+_EMPTY_DATA = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """What the database holds for one key; data kept as JSON so every read gets fresh objects."""
+
+    state: str | None
+    data_json: str
+
+    @property
+    def empty(self) -> bool:
+        return self.state is None and self.data_json == _EMPTY_DATA
+
+
+_ABSENT = _Record(None, _EMPTY_DATA)
+
+
+class _KeyLock:
+    """An asyncio lock with a user count, so the lock table only holds keys in use."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+def _key_params(key: StorageKey) -> tuple[int, int, int, int, str, str]:
+    # NULLs cannot take part in a primary key's uniqueness, hence 0 and ''.
+    return (
+        key.bot_id,
+        key.chat_id,
+        key.user_id,
+        key.thread_id or 0,
+        key.business_connection_id or "",
+        key.destiny,
+    )
+
+
+def _ensure_plain_json(value: Any, path: str) -> None:
+    # json.dumps quietly turns tuples into lists and int keys into strings; reject both so that
+    # what a handler stores is exactly what it reads back after a restart.
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"FSM data must be plain JSON: {path} is {value!r}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _ensure_plain_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"FSM data must be plain JSON: {path} has a {type(name).__name__} key {name!r}"
+                )
+            _ensure_plain_json(item, f"{path}[{name!r}]")
+        return
+    raise TypeError(f"FSM data must be plain JSON: {path} is a {type(value).__name__}")
+
+
+def _dump_data(data: Mapping[str, Any]) -> str:
+    """Serialise FSM data, raising TypeError for anything that is not plain JSON."""
+    if not isinstance(data, Mapping):
+        raise DataNotDictLikeError(f"Data must be a dict or dict-like object, got {type(data)}")
+    plain = dict(data)
+    _ensure_plain_json(plain, "data")
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def _state_name(state: StateType) -> str | None:
+    return state.state if isinstance(state, State) else state
+
+
+class SQLiteStorage(BaseStorage):
+    """FSM storage: one SQLite row per StorageKey, cached in memory, written through on change."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, cache_size: int = 10_000) -> None:
+        """Wrap an open connection; use `SQLiteStorage.open` instead of calling this directly."""
+        self._conn = conn
+        self._cache_size = cache_size
+        # LRU: the database is always current, so evicting a record only costs a later read.
+        self._cache: OrderedDict[StorageKey, _Record] = OrderedDict()
+        self._locks: dict[StorageKey, _KeyLock] = {}
+
+    @classmethod
+    async def open(cls, path: Path, *, cache_size: int = 10_000) -> SQLiteStorage:
+        """Open (creating if needed) the storage in the SQLite file at `path`."""
+        # isolation_level=None: autocommit, each statement is its own durable transaction.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+            await conn.execute_fetchall("PRAGMA synchronous = FULL")
+            await conn.execute_fetchall("PRAGMA busy_timeout = 5000")
+            await conn.execute_fetchall("PRAGMA foreign_keys = ON")
+            await conn.execute_fetchall(_SCHEMA)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, cache_size=cache_size)
+
+    async def close(self) -> None:
+        """Close the database connection; safe to call twice."""
+        await self._conn.close()
+        self._cache.clear()
+
+    async def pragmas(self) -> dict[str, int | str]:
+        """The connection's effective journal_mode, synchronous, busy_timeout and foreign_keys."""
+        result: dict[str, int | str] = {}
+        for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
+            rows = list(await self._conn.execute_fetchall(f"PRAGMA {name}"))
+            result[name] = rows[0][0]
+        return result
+
+    # --- aiogram BaseStorage -------------------------------------------------------------
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        """Set the state (None clears it) and persist it before returning."""
+        name = _state_name(state)
+        async with self._locked(key):
+            current = await self._load(key)
+            await self._write(key, _Record(name, current.data_json))
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        """Return the current state name, or None."""
+        return (await self._read(key)).state
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        """Replace the data (plain JSON only) and persist it before returning."""
+        data_json = _dump_data(data)
+        async with self._locked(key):
+            current = await self._load(key)
+            await self._write(key, _Record(current.state, data_json))
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        """Return a fresh copy of the data."""
+        data: dict[str, Any] = json.loads((await self._read(key)).data_json)
+        return data
+
+    async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge `data` into the stored data atomically (one lock, one statement)."""
+        if not isinstance(data, Mapping):
+            raise DataNotDictLikeError(f"Data must be a dict or dict-like object, got {type(data)}")
+        patch = dict(data)
+        async with self._locked(key):
+            current = await self._load(key)
+            merged: dict[str, Any] = json.loads(current.data_json)
+            merged.update(patch)
+            await self._write(key, _Record(current.state, _dump_data(merged)))
+        return merged
+
+    # --- Kezek extras --------------------------------------------------------------------
+
+    async def delete(self, key: StorageKey) -> None:
+        """Remove everything stored for `key` (used by /forget)."""
+        async with self._locked(key):
+            await self._write(key, _ABSENT)
+
+    async def keys_in_state(self) -> dict[str, int]:
+        """Count the keys currently in each state (for staff digests)."""
+        rows = await self._conn.execute_fetchall(_COUNT_BY_STATE)
+        return {state: count for state, count in rows}
+
+    # --- internals -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _locked(self, key: StorageKey) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+    async def _read(self, key: StorageKey) -> _Record:
+        record = self._cache.get(key)
+        if record is not None:
+            self._cache.move_to_end(key)
+            return record
+        # Load under the lock so a cold read can never cache a row older than a concurrent
+        # write; today aiosqlite's single FIFO thread also orders them, but that is its detail.
+        async with self._locked(key):
+            return await self._load(key)
+
+    async def _load(self, key: StorageKey) -> _Record:
+        """Return the cached record, loading it from disk on a miss; caller holds the key lock."""
+        record = self._cache.get(key)
+        if record is None:
+            rows = list(await self._conn.execute_fetchall(_SELECT, _key_params(key)))
+            record = _Record(rows[0][0], rows[0][1]) if rows else _ABSENT
+            self._remember(key, record)
+        return record
+
+    async def _write(self, key: StorageKey, record: _Record) -> None:
+        """Persist `record` in one statement, then cache it; caller holds the key lock."""
+        params = _key_params(key)
+        if record.empty:
+            # A cleared key (state None, data {}) needs no row: keeps the table to live drafts.
+            await self._conn.execute_fetchall(_DELETE, params)
+        else:
+            await self._conn.execute_fetchall(_UPSERT, (*params, record.state, record.data_json))
+        # Only after the statement succeeded, so a failed write never poisons the cache.
+        self._remember(key, record)
+
+    def _remember(self, key: StorageKey, record: _Record) -> None:
+        self._cache[key] = record
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
