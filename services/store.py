@@ -21,6 +21,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     user_id     INTEGER PRIMARY KEY,
     locale      TEXT NOT NULL,
+    blocked_at  TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
@@ -36,11 +37,25 @@ CREATE TABLE IF NOT EXISTS applications (
     chat_id       INTEGER NOT NULL,
     number        TEXT NOT NULL,
     status        TEXT NOT NULL,
+    queue_position INTEGER,
+    status_reason TEXT,
+    deadline      TEXT,
     summary       TEXT NOT NULL,
     submitted_at  TEXT NOT NULL,
     updated_at    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS applications_user ON applications(user_id);
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind    TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    data    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind_at ON events(kind, at);
+CREATE TABLE IF NOT EXISTS meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
 """
 
 
@@ -53,6 +68,9 @@ class StoredApplication:
     status: str
     summary: dict[str, Any]
     submitted_at: datetime
+    queue_position: int | None = None
+    status_reason: dict[str, str] | None = None
+    deadline: datetime | None = None
 
 
 class Store:
@@ -181,20 +199,108 @@ class Store:
 
     async def list_applications(self, user_id: int) -> list[StoredApplication]:
         async with self._db.execute(
-            "SELECT id, user_id, chat_id, number, status, summary, submitted_at"
-            " FROM applications WHERE user_id = ? ORDER BY submitted_at",
-            (user_id,),
+            _SELECT_APPLICATION + " WHERE user_id = ? ORDER BY submitted_at", (user_id,)
         ) as cur:
             rows = await cur.fetchall()
-        return [
-            StoredApplication(
-                id=r[0],
-                user_id=r[1],
-                chat_id=r[2],
-                number=r[3],
-                status=r[4],
-                summary=json.loads(r[5]),
-                submitted_at=datetime.fromisoformat(r[6]),
-            )
-            for r in rows
-        ]
+        return [_application(r) for r in rows]
+
+    async def get_application(self, application_id: str) -> StoredApplication | None:
+        async with self._db.execute(
+            _SELECT_APPLICATION + " WHERE id = ?", (application_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _application(row) if row else None
+
+    async def update_application_status(
+        self,
+        application_id: str,
+        *,
+        status: str,
+        queue_position: int | None,
+        status_reason: dict[str, str] | None,
+        deadline: datetime | None,
+    ) -> StoredApplication | None:
+        """Record a status change; returns the application as it was before, or None if unknown."""
+        before = await self.get_application(application_id)
+        if before is None:
+            return None
+        await self._db.execute(
+            "UPDATE applications SET status = ?, queue_position = ?, status_reason = ?,"
+            " deadline = ?, updated_at = ? WHERE id = ?",
+            (
+                status,
+                queue_position,
+                json.dumps(status_reason, ensure_ascii=False) if status_reason else None,
+                deadline.isoformat() if deadline else None,
+                self._now(),
+                application_id,
+            ),
+        )
+        await self._db.commit()
+        return before
+
+    # --- events for the staff digest (no personal data: ids and codes only) --------------
+
+    async def record_event(self, kind: str, **data: str | int | None) -> None:
+        """Note something staff count (consent_denied, consent_expired, …) at the clock's now."""
+        await self._db.execute(
+            "INSERT INTO events (kind, at, data) VALUES (?, ?, ?)",
+            (kind, self._now(), json.dumps(data, ensure_ascii=False)),
+        )
+        await self._db.commit()
+
+    async def count_events(self, since: datetime, until: datetime) -> dict[str, int]:
+        async with self._db.execute(
+            "SELECT kind, COUNT(*) FROM events WHERE at >= ? AND at < ? GROUP BY kind",
+            (since.isoformat(), until.isoformat()),
+        ) as cur:
+            return {kind: count for kind, count in await cur.fetchall()}
+
+    # --- users who blocked the bot, and small persistent values -------------------------
+
+    async def mark_blocked(self, user_id: int) -> None:
+        await self._db.execute(
+            "UPDATE users SET blocked_at = ? WHERE user_id = ?", (self._now(), user_id)
+        )
+        await self._db.commit()
+
+    async def is_blocked(self, user_id: int) -> bool:
+        async with self._db.execute(
+            "SELECT blocked_at IS NOT NULL FROM users WHERE user_id = ?", (user_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+        await self._db.commit()
+
+
+_SELECT_APPLICATION = (
+    "SELECT id, user_id, chat_id, number, status, summary, submitted_at, queue_position,"
+    " status_reason, deadline FROM applications"
+)
+
+
+def _application(row: Any) -> StoredApplication:
+    return StoredApplication(
+        id=row[0],
+        user_id=row[1],
+        chat_id=row[2],
+        number=row[3],
+        status=row[4],
+        summary=json.loads(row[5]),
+        submitted_at=datetime.fromisoformat(row[6]),
+        queue_position=row[7],
+        status_reason=json.loads(row[8]) if row[8] else None,
+        deadline=datetime.fromisoformat(row[9]) if row[9] else None,
+    )
