@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,8 @@ class Store:
         await self._db.close()
 
     def _now(self) -> str:
-        return self._clock.now().isoformat()
+        # UTC everywhere in the tables, so that text comparison orders instants correctly.
+        return _utc(self._clock.now())
 
     # --- users --------------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class Store:
                 number,
                 status,
                 json.dumps(summary, ensure_ascii=False),
-                submitted_at.isoformat(),
+                _utc(submitted_at),
                 self._now(),
             ),
         )
@@ -231,7 +232,7 @@ class Store:
                 status,
                 queue_position,
                 json.dumps(status_reason, ensure_ascii=False) if status_reason else None,
-                deadline.isoformat() if deadline else None,
+                _utc(deadline) if deadline else None,
                 self._now(),
                 application_id,
             ),
@@ -252,7 +253,7 @@ class Store:
     async def count_events(self, since: datetime, until: datetime) -> dict[str, int]:
         async with self._db.execute(
             "SELECT kind, COUNT(*) FROM events WHERE at >= ? AND at < ? GROUP BY kind",
-            (since.isoformat(), until.isoformat()),
+            (_utc(since), _utc(until)),
         ) as cur:
             return {kind: count for kind, count in await cur.fetchall()}
 
@@ -283,6 +284,10 @@ class Store:
             (key, value),
         )
         await self._db.commit()
+
+
+def _utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat()
 
 
 _SELECT_APPLICATION = (
