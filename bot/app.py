@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +85,13 @@ async def open_app(
     clock: Clock | None = None,
     session: BaseSession | None = None,
     sandbox_config: Any = None,
+    voucher_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[App]:
-    """Open everything the bot needs and close it all on exit, in reverse order."""
+    """Open everything the bot needs and close it all on exit, in reverse order.
+
+    `voucher_options` go to the VoucherClient: tests pass a recording `sleep` so retries
+    honour Retry-After without waiting for it.
+    """
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         sandbox = None
@@ -107,6 +112,7 @@ async def open_app(
             settings.voucher_api_token.get_secret_value(),
             connect_timeout=settings.voucher_connect_timeout,
             read_timeout=settings.voucher_read_timeout,
+            **(voucher_options or {}),
         )
         stack.push_async_callback(voucher.aclose)
         store = await Store.open(settings.database_path, clock)

@@ -7,7 +7,7 @@ anything no step understood: stickers, voice, unknown commands, stale or forged 
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.filters import Command, CommandStart, Filter, StateFilter
 from aiogram.types import CallbackQuery, Message
 
@@ -17,6 +17,9 @@ from bot.navigation import previous_state
 from bot.view import StepView
 
 _NO_DRAFT = (None, ApplicationForm.submitted.state)
+# CallbackData.filter() takes a rule on its fields; these are evaluated once per press.
+F_BACK = F.action == "back"
+F_RETRY = F.action == "retry"
 
 
 def create_commands_router() -> Router:
@@ -27,7 +30,8 @@ def create_commands_router() -> Router:
     router.message.register(on_language, Command("language"))
     router.callback_query.register(on_language_picked, LangPick.filter())
     router.callback_query.register(on_cancel_answer, CancelAnswer.filter())
-    router.callback_query.register(on_back, Nav.filter(), StateFilter("*"))
+    router.callback_query.register(on_back, Nav.filter(F_BACK), StateFilter("*"))
+    router.callback_query.register(on_retry, Nav.filter(F_RETRY), StateFilter("*"))
     return router
 
 
@@ -119,6 +123,11 @@ async def on_back(query: CallbackQuery, view: StepView) -> None:
     if background is not None:
         background.cancel(view.user_id)
     await view.goto(target)
+
+
+async def on_retry(query: CallbackQuery, view: StepView) -> None:
+    """*Retry* after a fault: the current step again, nothing lost."""
+    await _reask_or_start(view)
 
 
 async def on_unknown_command(message: Message, view: StepView) -> None:

@@ -37,12 +37,25 @@ def sandbox_config(tmp_path: Path) -> SandboxConfig:
 
 
 @pytest.fixture
+def retry_delays() -> list[float]:
+    """The voucher client's retry waits, recorded instead of slept (faults are injected)."""
+    return []
+
+
+@pytest.fixture
 async def app(
-    settings: Settings, clock: FakeClock, sandbox_config: SandboxConfig
+    settings: Settings, clock: FakeClock, sandbox_config: SandboxConfig, retry_delays: list[float]
 ) -> AsyncIterator[App]:
+    async def record(delay: float) -> None:
+        retry_delays.append(delay)
+
     session = LocalBotSession()
     async with open_app(
-        settings, clock=clock, session=session, sandbox_config=sandbox_config
+        settings,
+        clock=clock,
+        session=session,
+        sandbox_config=sandbox_config,
+        voucher_options={"sleep": record},
     ) as opened:
         yield opened
 

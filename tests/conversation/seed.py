@@ -67,8 +67,10 @@ async def seed_identity(
         session=session,
         parent=parent,
         parent_consent_id=parent_consent,
+        parent_consent_session=session,
         child=child_person,
         child_consent_id=child_consent,
+        child_consent_session=session,
     )
     await set_state(app, chat, ApplicationForm.queue_type.state)
     return draft

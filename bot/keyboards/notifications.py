@@ -1,0 +1,48 @@
+"""Step 4 keyboards: the notification channel and the notification language."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.i18n import Translator
+from bot.keyboards.common import with_back
+from services.application import CHANNELS, LANGUAGES
+
+
+class NotifyChannel(CallbackData, prefix="ntc"):
+    code: str  # one of services.application.CHANNELS
+
+
+class NotifyLanguage(CallbackData, prefix="ntl"):
+    code: str  # one of services.application.LANGUAGES
+
+
+def _mark(code: str, current: str | None) -> str:
+    return "✅ " if code == current else ""
+
+
+def channel_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
+    """One button per channel, the current choice (if any) ticked."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=_mark(code, current) + tr(f"btn-notify-{code}"),
+                callback_data=NotifyChannel(code=code).pack(),
+            )
+        ]
+        for code in CHANNELS
+    ]
+    return with_back(tr, *rows)
+
+
+def notify_language_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
+    """Kazakh and Russian side by side, the pre-selected one ticked."""
+    row = [
+        InlineKeyboardButton(
+            text=_mark(code, current) + tr(f"btn-notify-lang-{code}"),
+            callback_data=NotifyLanguage(code=code).pack(),
+        )
+        for code in LANGUAGES
+    ]
+    return with_back(tr, row)
