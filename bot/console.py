@@ -303,6 +303,8 @@ class _Console:
             for message in messages[len(self.inbox) :]:
                 sender = "1414" if message.channel == "sms_1414" else "ed24.kz"
                 text = message.text.get(self.lang) if self.lang else _both(message)
+                # The service's texts often start with their sender already ("ed24.kz: …").
+                text = text.removeprefix(f"{sender}: ")
                 self.write(f"📱 {sender}: {text}")
             self.inbox = messages
 

@@ -64,7 +64,7 @@ person-card-child =
     Дата выдачи свидетельства: { $certificate_date }
     Адрес постоянной регистрации: { $permanent }
     Адрес временной регистрации: { $temporary }
-person-not-given = не указан
+person-not-given = нет данных
 person-sex-male = мужской
 person-sex-female = женский
 person-use-buttons = Если данные верны, нажмите «✅ Верно», если нет — кнопку повторного ввода ИИН.
