@@ -17,6 +17,7 @@ _STEPS = (start, phone, identity, choice, notifications, review)
 def create_routers() -> list[Router]:
     return [
         common.create_commands_router(),
+        common.create_unknown_command_router(),
         *(module.create_router() for module in _STEPS),
         common.create_fallback_router(),
     ]

@@ -1,8 +1,10 @@
 """Commands and answers that work at every step.
 
 `create_commands_router` is included first so /cancel, /help and /language win over a step's
-own text handlers; `create_fallback_router` is included last and re-asks the current step for
-anything no step understood: stickers, voice, unknown commands, stale or forged buttons.
+own text handlers; `create_unknown_command_router` follows every router that owns commands, so
+an unknown command is named as such at any step; `create_fallback_router` is included last and
+re-asks the current step for anything no step understood: stickers, voice, stale or forged
+buttons.
 """
 
 from __future__ import annotations
@@ -35,9 +37,15 @@ def create_commands_router() -> Router:
     return router
 
 
+def create_unknown_command_router() -> Router:
+    """After every router that owns commands, before the steps' catch-alls."""
+    router = Router(name="unknown-commands")
+    router.message.register(on_unknown_command, _IsCommand())
+    return router
+
+
 def create_fallback_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(on_unknown_command, _IsCommand())
     router.message.register(on_unexpected_message)
     router.callback_query.register(on_stale_button)
     return router
