@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from services.validation import mask_tail
 from services.voucher.models import (
     ApplicationRequest,
     ChildRef,
@@ -183,10 +184,21 @@ def full_name(person: Mapping[str, Any]) -> str:
 def application_summary(draft: Draft, status: str) -> dict[str, Any]:
     """What the bot keeps about a submitted application to talk about it later, in kk and ru."""
     preview = _dict(draft, "preview")
+    child = _dict(draft, "child")
+    provider = _dict(draft, "provider")
+    group = _dict(draft, "group")
+    birth_date = str(child.get("birth_date") or "")
     return {
-        "child": full_name(_dict(draft, "child")),
+        "child": full_name(child),
+        "child_first_name": child.get("first_name") or "",
+        "child_birth_year": int(birth_date[:4]) if birth_date[:4].isdigit() else None,
+        "child_iin_masked": mask_tail(str(child.get("iin") or "")),
+        "queue_type": draft.get("queue_type"),
         "queue": dict(_dict(preview, "queue").get("title") or {}),
-        "provider": dict(_dict(draft, "provider").get("name") or {}),
-        "group": dict(_dict(draft, "group").get("name") or {}),
+        "provider_id": provider.get("id"),
+        "provider": dict(provider.get("name") or {}),
+        "group_id": group.get("id"),
+        "group": dict(group.get("name") or {}),
+        "group_language": group.get("language"),
         "status": status,
     }

@@ -251,9 +251,16 @@ def test_summary_names_child_queue_provider_group_in_both_languages() -> None:
     summary = application_summary(make_draft(), "submitted")
     assert summary == {
         "child": "Сейітов Нұрлан",
+        "child_first_name": "Нұрлан",
+        "child_birth_year": 2016,
+        "child_iin_masked": "••••••••0015",
+        "queue_type": "special",
         "queue": {"kk": "Арнайы кезек, 7–11 жас", "ru": "Специальная очередь, 7–11 лет"},
+        "provider_id": "prov-7",
         "provider": {"kk": "«Өнер» орталығы", "ru": "Центр «Өнер»"},
+        "group_id": "grp-3",
         "group": {"kk": "Домбыра", "ru": "Домбра"},
+        "group_language": "kk",
         "status": "submitted",
     }
 
