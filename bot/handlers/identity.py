@@ -303,6 +303,9 @@ async def check_consent(view: StepView) -> None:
     elif status == "pending":
         await view.send(view.tr("consent-pending"), consent_keyboard(view.tr, consent_id))
     else:
+        if data.get("consent_status") != status:
+            # Counted once per consent for the staff digest (no personal data in the event).
+            await view.store.record_event(f"consent_{status}", who=who)
         await view.state.update_data(consent_status=status)
         await view.send(view.tr(f"consent-{status}"), again_keyboard(view.tr, consent_id))
 

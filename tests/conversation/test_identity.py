@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +358,10 @@ async def test_a_refusal_is_explained_and_asking_again_sends_a_new_sms(
     sent = visible(await chat.send("/help"))
     assert "рұқсат бермедіңіз" in sent[-1].plain
     assert await sms_1414(app, chat) == [first]
+    # Staff count the refusal once, however often the parent looks at it.
+    now = app.services.clock.now()
+    events = await app.services.store.count_events(now - timedelta(days=1), now + timedelta(days=1))
+    assert events == {"consent_denied": 1}
 
     sent = visible(await chat.press(BUTTONS["kk"]["again"]))
     consent_ids = await sms_1414(app, chat)
