@@ -285,9 +285,16 @@ async def test_review_consents_and_submit(app: App, chat: LocalChat) -> None:
         "child": " ".join(
             p for p in (child["last_name"], child["first_name"], child["middle_name"]) if p
         ),
+        "child_first_name": child["first_name"],
+        "child_birth_year": int(child["birth_date"][:4]),
+        "child_iin_masked": "••••••••" + child["iin"][-4:],
+        "queue_type": "general",
         "queue": seeded["preview"]["queue"]["title"],
+        "provider_id": seeded["provider"]["id"],
         "provider": seeded["provider"]["name"],
+        "group_id": seeded["group"]["id"],
         "group": seeded["group"]["name"],
+        "group_language": seeded["group"]["language"],
         "status": "submitted",
     }
 
