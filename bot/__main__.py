@@ -1,4 +1,4 @@
-"""`voucher-bot run | demo | sandbox` — the command line."""
+"""`voucher-bot run | demo | sandbox | digest` — the command line."""
 
 from __future__ import annotations
 
@@ -10,9 +10,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from pydantic import ValidationError
 
+from bot.app import App, open_app
 from bot.config import Settings
+from bot.console import run_console
+from bot.demo_tools import run_status_set
+from bot.handlers.staff import digest_cli, send_daily_digest, set_staff_commands
+from bot.local_chat import LocalChat
+from bot.local_session import LocalBotSession
+from bot.webhook import start_events_server
+from services.jobs import JobPlan, running_jobs
+from services.voucher.sandbox import SandboxConfig
+from services.voucher.sandbox.server import serve
 
 DEMO_PHONE = "+77015550101"
 
@@ -27,9 +38,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 async def _run() -> int:
-    from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
-
-    from bot.app import open_app
+    """`voucher-bot run`: long polling, the outbox sender, the jobs and the events server."""
 
     settings = _settings()
     if settings.bot_token is None:
@@ -45,28 +54,52 @@ async def _run() -> int:
             "RUNNING AGAINST THE SANDBOX: no application reaches a real voucher service; "
             "every message to parents says so."
         )
-    async with open_app(settings) as app:
+    async with open_app(settings, start_sender=True) as app:
         for locale in app.services.i18n.locales:
             tr = app.services.i18n.translator(locale)
             commands = [
                 BotCommand(command=name, description=tr(f"command-{name}"))
-                for name in ("start", "help", "language", "cancel")
+                for name in ("start", "status", "help", "language", "cancel")
             ]
             await app.bot.set_my_commands(
                 commands, scope=BotCommandScopeAllPrivateChats(), language_code=locale
             )
-        # Pending updates are kept: a parent's message sent during a restart is not lost.
-        await app.dp.start_polling(app.bot, handle_signals=True)
+        await set_staff_commands(app.bot, settings, app.services.i18n)
+        desk = app.status_desk
+        secret = settings.voucher_webhook_secret
+        server = await start_events_server(
+            settings.events_host,
+            settings.events_port,
+            secret=secret.get_secret_value() if secret else None,
+            on_item=desk.accept,
+        )
+        try:
+            async with running_jobs(_job_plan(app)):
+                # Pending updates are kept: a parent's message sent during a restart is not lost.
+                await app.dp.start_polling(app.bot, handle_signals=True)
+        finally:
+            await server.stop()
     return 0
 
 
-async def _demo(script: bool) -> int:
-    from bot.app import open_app
-    from bot.console import run_console
-    from bot.local_chat import LocalChat
-    from bot.local_session import LocalBotSession
-    from services.voucher.sandbox import SandboxConfig
+def _job_plan(app: App, *, poll_seconds: float | None = None) -> JobPlan:
+    """The scheduled work of a running bot: status feed, reminders, the staff digest."""
+    settings = app.services.settings
 
+    async def digest() -> None:
+        await send_daily_digest(app.services)
+
+    return JobPlan(
+        poll_status=app.status_desk.poll,
+        reminders=app.status_desk.remind,
+        digest=digest,
+        poll_seconds=poll_seconds or settings.status_poll_seconds,
+        digest_cron=settings.digest_cron,
+    )
+
+
+async def _demo(script: bool) -> int:
+    """`voucher-bot demo`: the whole bot in this terminal, on throwaway files."""
     with tempfile.TemporaryDirectory(prefix="kezek-demo-") as tmp:
         db = Path(tmp) / "kezek.sqlite3"
         settings = _settings(
@@ -80,17 +113,26 @@ async def _demo(script: bool) -> int:
             token=settings.voucher_api_token.get_secret_value(),
             db_path=Path(tmp) / "sandbox.sqlite3",
         )
-        async with open_app(settings, session=session, sandbox_config=sandbox) as app:
+        async with open_app(
+            settings, session=session, sandbox_config=sandbox, start_sender=True
+        ) as app:
             chat = LocalChat(app.dp, app.bot, language_code=os.environ.get("DEMO_LANG", "kk"))
-            await run_console(
-                chat,
-                session,
-                voucher=app.services.voucher,
-                demo_phone=DEMO_PHONE,
-                stdin=sys.stdin,
-                stdout=sys.stdout,
-                is_tty=sys.stdin.isatty() and not script,
-            )
+            desk = app.status_desk
+
+            async def status_set(arguments: str) -> str:
+                return await run_status_set(app.services.voucher, arguments, poll=desk.poll)
+
+            async with running_jobs(_job_plan(app, poll_seconds=2.0)):
+                await run_console(
+                    chat,
+                    session,
+                    voucher=app.services.voucher,
+                    demo_phone=DEMO_PHONE,
+                    stdin=sys.stdin,
+                    stdout=sys.stdout,
+                    is_tty=sys.stdin.isatty() and not script,
+                    commands={"/status_set": status_set},
+                )
     return 0
 
 
@@ -104,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8088)
     sandbox.add_argument("--db", type=Path, default=None)
+    digest = sub.add_parser("digest", help="print the staff digest since the last one sent")
+    digest.add_argument("--send", action="store_true", help="also send it to STAFF_CHAT_IDS")
+    digest.add_argument("--csv", type=Path, default=None, help="write the submissions CSV here")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -113,12 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     # aiosqlite logs every statement with its bound values at DEBUG: IINs and phones among them.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.root.level))
     if args.command == "sandbox":
-        from services.voucher.sandbox.server import serve
-
         serve(args.host, args.port, args.db)
         return 0
     if args.command == "demo":
         return asyncio.run(_demo(args.script))
+    if args.command == "digest":
+        return asyncio.run(
+            digest_cli(_settings(), send=args.send, out=sys.stdout, csv_path=args.csv)
+        )
     return asyncio.run(_run())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,13 +21,17 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from bot.config import Settings
+from bot.delivery import TelegramDelivery
 from bot.fsm.storage import SQLiteStorage
 from bot.handlers import all_prompts, create_routers
 from bot.i18n import I18n, LocaleMiddleware
 from bot.middlewares import ViewMiddleware
+from bot.pushes import StatusDesk, create_status_desk
 from bot.view import Services
 from bot.watchers import ConsentWatcher
 from services.clock import Clock, SystemClock
+from services.outbox import Outbox
+from services.sender import Sender
 from services.store import Store
 from services.voucher.client import VoucherClient
 
@@ -69,6 +74,8 @@ class App:
     services: Services
     storage: SQLiteStorage
     sandbox: Any = None  # RunningSandbox when VOUCHER_API_URL=sandbox
+    status_desk: StatusDesk | None = None
+    sender: Sender | None = None
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
@@ -86,11 +93,13 @@ async def open_app(
     session: BaseSession | None = None,
     sandbox_config: Any = None,
     voucher_options: Mapping[str, Any] | None = None,
+    start_sender: bool = False,
 ) -> AsyncIterator[App]:
     """Open everything the bot needs and close it all on exit, in reverse order.
 
     `voucher_options` go to the VoucherClient: tests pass a recording `sleep` so retries
-    honour Retry-After without waiting for it.
+    honour Retry-After without waiting for it. `start_sender` runs the outbox sender as a
+    task (`run` and `demo`); tests drain the outbox themselves on their fake clock.
     """
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
@@ -117,12 +126,44 @@ async def open_app(
         stack.push_async_callback(voucher.aclose)
         store = await Store.open(settings.database_path, clock)
         stack.push_async_callback(store.close)
+        outbox = await Outbox.open(settings.database_path, clock)
+        stack.push_async_callback(outbox.close)
         storage = await SQLiteStorage.open(settings.database_path)
         stack.push_async_callback(storage.close)
         i18n = I18n.load(LOCALES_DIR, default=settings.default_locale)
-        services = Services(settings=settings, store=store, voucher=voucher, i18n=i18n, clock=clock)
+        services = Services(
+            settings=settings, store=store, voucher=voucher, i18n=i18n, clock=clock, outbox=outbox
+        )
         bot = create_bot(settings, session)
         stack.push_async_callback(bot.session.close)
         dp = create_dispatcher(services, storage)
         stack.push_async_callback(services.background.stop)
-        yield App(bot=bot, dp=dp, services=services, storage=storage, sandbox=sandbox)
+        desk = create_status_desk(services, outbox)
+        dp["status_desk"] = desk
+        sender = None
+        if start_sender:
+            sender = Sender(
+                outbox,
+                TelegramDelivery(bot),
+                clock,
+                sleep=asyncio.sleep,
+                on_blocked=store.mark_blocked,
+            )
+            task = asyncio.create_task(sender.run(), name="outbox-sender")
+
+            async def stop_sender() -> None:
+                # stop() lets calls in flight finish and saves every result; cancelling the
+                # task would count as a crash (see services/sender.py).
+                await sender.stop()
+                await task
+
+            stack.push_async_callback(stop_sender)
+        yield App(
+            bot=bot,
+            dp=dp,
+            services=services,
+            storage=storage,
+            sandbox=sandbox,
+            status_desk=desk,
+            sender=sender,
+        )

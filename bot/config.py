@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     voucher_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     voucher_read_timeout: float = Field(default=15.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # After submission: the changes feed, and the service's optional signed pushes.
+    status_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    voucher_webhook_secret: SecretStr | None = None
+    events_host: str = "127.0.0.1"
+    events_port: int = Field(default=8081, ge=0, le=65535)
+    digest_cron: str = "0 9 * * *"
 
     @field_validator("staff_chat_ids", mode="before")
     @classmethod
@@ -54,6 +60,23 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("VOUCHER_API_URL must be an http(s) URL or the word 'sandbox'")
         return value.rstrip("/")
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from services.jobs import crontab_trigger
+
+        try:
+            crontab_trigger(value)
+        except ValueError as exc:
+            raise ValueError(f"DIGEST_CRON is not a crontab expression: {exc}") from None
+        return value
+
+    @field_validator("voucher_webhook_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # An empty VOUCHER_WEBHOOK_SECRET= in .env means "no push route", not "sign with ''".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def uses_sandbox(self) -> bool:

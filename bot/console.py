@@ -13,7 +13,7 @@ import contextlib
 import logging
 import mimetypes
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -30,6 +30,8 @@ HELP = (
     "Kezek demo — /contact отправить свой номер / нөміріңізді жіберу · /file ПУТЬ|ЖОЛ документ "
     "/ құжат · /photo ПУТЬ|ЖОЛ фото · /sms yes|no ответ на SMS 1414 / SMS-ке жауап · /code ввести "
     "код из ed24 / ed24 кодын енгізу · /wait ТЕКСТ ждать / күту · /quit выход / шығу",
+    "/status_set 21792 registered 15 · voucher_issued · rejected kk мәтін | ru текст — статус "
+    "заявки в песочнице / өтініш мәртебесі",
     "Цифра — нажать кнопку, остальное — сообщение боту / Сан — батырманы басу, қалғаны — ботқа "
     "хабар",
 )
@@ -55,9 +57,15 @@ async def run_console(
     is_tty: bool,
     wait_timeout: float = WAIT_TIMEOUT,
     inbox_interval: float = INBOX_INTERVAL,
+    commands: Mapping[str, Callable[[str], Awaitable[str]]] | None = None,
 ) -> None:
-    """Run the demo conversation until /quit or the end of input."""
+    """Run the demo conversation until /quit or the end of input.
+
+    `commands` adds console commands (e.g. `/status_set`) that take the rest of the line
+    and print what they answer.
+    """
     console = _Console(chat, voucher, demo_phone, stdout, is_tty, wait_timeout)
+    console.commands = dict(commands or {})
     unsubscribe = session.on_send(console.show)
     poller = None
     if voucher is not None:
@@ -122,6 +130,7 @@ class _Console:
         self.out = out
         self.is_tty = is_tty
         self.wait_timeout = wait_timeout
+        self.commands: dict[str, Callable[[str], Awaitable[str]]] = {}
         self.shown: list[str] = []  # the bot's messages as printed, for /wait
         self.wait_from = 0
         self.printed = asyncio.Event()
@@ -228,6 +237,8 @@ class _Console:
         elif command == "/help":
             for line in HELP:
                 self.write(line)
+        elif command in self.commands:
+            self.write(await self.commands[command](arg))
         elif text.isdigit() and 1 <= int(text) <= len(self.buttons):
             await self.press(self.buttons[int(text) - 1], int(text) - 1)
         else:

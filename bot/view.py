@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.i18n import I18n, Translator
     from services.clock import Clock
+    from services.outbox import Outbox
     from services.store import Store
     from services.voucher.client import VoucherClient
 
@@ -43,6 +44,7 @@ class Services:
     voucher: VoucherClient
     i18n: I18n
     clock: Clock
+    outbox: Outbox | None = None  # messages the bot sends on its own initiative
     prompts: Mapping[str, Prompt] = field(default_factory=dict)
     background: Any = None  # bot.watchers.ConsentWatcher, set by create_dispatcher
 

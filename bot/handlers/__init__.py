@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import choice, common, identity, notifications, phone, review, start
+from bot.handlers import (
+    choice,
+    common,
+    identity,
+    notifications,
+    phone,
+    review,
+    staff,
+    start,
+    status,
+)
 from bot.view import Prompt
 
 _STEPS = (start, phone, identity, choice, notifications, review)
@@ -17,6 +27,9 @@ _STEPS = (start, phone, identity, choice, notifications, review)
 def create_routers() -> list[Router]:
     return [
         common.create_commands_router(),
+        # Routers that own commands come before the unknown-command catcher.
+        status.create_router(),
+        staff.create_router(),
         common.create_unknown_command_router(),
         *(module.create_router() for module in _STEPS),
         common.create_fallback_router(),
@@ -25,6 +38,6 @@ def create_routers() -> list[Router]:
 
 def all_prompts() -> dict[str, Prompt]:
     prompts: dict[str, Prompt] = {}
-    for module in _STEPS:
+    for module in (*_STEPS, status, staff):
         prompts.update(module.PROMPTS)
     return prompts
