@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -202,3 +203,39 @@ def application_summary(draft: Draft, status: str) -> dict[str, Any]:
         "group_language": group.get("language"),
         "status": status,
     }
+
+
+# What a second child's draft may take over from the first: the ed24 session (while it lasts)
+# and the parent's confirmed data with its consent from that same session.
+_FAMILY_KEYS = (
+    "rules_accepted",
+    "phone",
+    "session",
+    "session_expires_at",
+    "parent",
+    "parent_consent_id",
+    "parent_consent_session",
+)
+# A session about to end would expire in the middle of the next child's steps.
+SESSION_MARGIN = timedelta(minutes=10)
+
+
+def next_child_draft(draft: Draft, now: datetime) -> dict[str, Any]:
+    """A fresh draft for another child of the same parent: what is still valid, nothing more."""
+    kept = {key: draft[key] for key in _FAMILY_KEYS if key in draft}
+    expires = kept.get("session_expires_at")
+    if not expires or datetime.fromisoformat(str(expires)) - SESSION_MARGIN <= now:
+        # Without a live session neither the phone nor the consents can be reused.
+        for key in ("session", "session_expires_at", "parent_consent_id", "parent_consent_session"):
+            kept.pop(key, None)
+    return kept
+
+
+def session_is_live(draft: Draft, now: datetime) -> bool:
+    """True when the draft holds an ed24 session that outlives the margin."""
+    expires = draft.get("session_expires_at")
+    return bool(
+        draft.get("session")
+        and expires
+        and datetime.fromisoformat(str(expires)) - SESSION_MARGIN > now
+    )

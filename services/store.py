@@ -265,6 +265,10 @@ class Store:
         )
         await self._db.commit()
 
+    async def mark_unblocked(self, user_id: int) -> None:
+        await self._db.execute("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
+        await self._db.commit()
+
     async def is_blocked(self, user_id: int) -> bool:
         async with self._db.execute(
             "SELECT blocked_at IS NOT NULL FROM users WHERE user_id = ?", (user_id,)

@@ -53,6 +53,11 @@ def create_fallback_router() -> Router:
 
 async def on_start(message: Message, view: StepView) -> None:
     """/start: a new parent chooses a language; a parent with a draft continues it."""
+    # Telegram's "Restart" after unblocking the bot sends /start: deliver to this chat again.
+    if await view.store.is_blocked(view.user_id):
+        await view.store.mark_unblocked(view.user_id)
+        if view.services.outbox is not None:
+            await view.services.outbox.unblock(view.user_id)
     current = await view.current()
     if current in _NO_DRAFT or current == ApplicationForm.language.state:
         await view.state.clear()

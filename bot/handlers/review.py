@@ -25,6 +25,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.failures import explain_failure
 from bot.fsm.states import ApplicationForm
 from bot.keyboards.review import (
+    AnotherChild,
     ConsentToggle,
     EditSection,
     ReviewAction,
@@ -32,6 +33,7 @@ from bot.keyboards.review import (
     fix_keyboard,
     resubmit_keyboard,
     review_keyboard,
+    submitted_keyboard,
 )
 from bot.render.application import render_review
 from bot.view import Prompt, StepView, esc
@@ -43,7 +45,9 @@ from services.application import (
     missing_consents,
     missing_sections,
     new_idempotency_key,
+    next_child_draft,
     section_for_fields,
+    session_is_live,
 )
 from services.clock import format_datetime
 from services.voucher.errors import (
@@ -84,6 +88,9 @@ def create_router() -> Router:
     # After submission every review button (a double tap, an old message) says it is sent.
     for data in (ConsentToggle, ReviewAction, EditSection):
         router.callback_query.register(on_after_submit, data.filter(), StateFilter(S.submitted))
+    router.callback_query.register(
+        on_another_child, AnotherChild.filter(), StateFilter(S.submitted)
+    )
     router.message.register(on_submitted_other, StateFilter(S.submitted))
     return router
 
@@ -113,7 +120,18 @@ async def ask_submitted(view: StepView) -> None:
         # A submitted state without a record cannot show anything useful: start afresh.
         await view.send(view.tr("submitted-what-next"), header=False)
         return
-    await view.send(_submitted_text(view, application))
+    await view.send(_submitted_text(view, application), submitted_keyboard(view.tr))
+
+
+async def on_another_child(query: CallbackQuery, view: StepView) -> None:
+    """A new draft for another child: the phone and the parent's data carry over."""
+    draft = await view.draft()
+    now = view.services.clock.now()
+    await view.store.replace_draft(view.user_id, next_child_draft(draft, now))
+    await view.state.set_data({})
+    await view.send(view.tr("review-another-child"), header=False)
+    live = session_is_live(draft, now) and draft.get("parent")
+    await view.goto(S.child_iin if live else S.phone)
 
 
 # --- consents, edit menu --------------------------------------------------------------------

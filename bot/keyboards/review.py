@@ -25,6 +25,10 @@ class EditSection(CallbackData, prefix="rve"):
     section: str  # a services.application.Section value
 
 
+class AnotherChild(CallbackData, prefix="rvn"):
+    """*Apply for another child*, under the confirmation of a sent application."""
+
+
 def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
@@ -68,3 +72,7 @@ def resubmit_keyboard(tr: Translator) -> InlineKeyboardMarkup:
 def fix_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     """After a refusal the parent can fix: *Edit*, or back to the review."""
     return inline([edit_button(tr), _button(tr("btn-review-show"), ReviewAction(action="show"))])
+
+
+def submitted_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    return inline([_button(tr("btn-another-child"), AnotherChild())])

@@ -7,10 +7,12 @@ import pytest
 from aiogram.fsm.storage.base import StorageKey
 
 from bot.app import App
+from bot.delivery import TelegramDelivery
 from bot.fsm.states import ApplicationForm
 from bot.local_chat import LocalChat
-from bot.local_session import Sent
+from bot.local_session import LocalBotSession, Sent
 from services.clock import FakeClock
+from services.sender import Sender
 
 S = ApplicationForm
 PHONE = "+77012223344"
@@ -253,3 +255,38 @@ async def test_html_typed_by_the_parent_is_never_echoed_raw(app: App, chat: Loca
     reply = await chat.send("<b>+7 701</b>")
     assert "<b>+7 701</b>" not in "".join(s.text or "" for s in shown(reply))
     assert t(app, "kk", "phone-error-characters") in text(reply)
+
+
+async def test_start_after_unblocking_lets_pushes_reach_the_chat_again(
+    app: App, chat: LocalChat, clock: FakeClock
+) -> None:
+    outbox = app.services.outbox
+    session = app.bot.session
+    assert outbox is not None and isinstance(session, LocalBotSession)
+
+    async def tick(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    def sender() -> Sender:
+        return Sender(
+            outbox,
+            TelegramDelivery(app.bot),
+            clock,
+            sleep=tick,
+            on_blocked=app.services.store.mark_blocked,
+        )
+
+    await app.services.store.set_locale(chat.user_id, "kk")
+    session.block(chat.chat_id)  # the parent blocked the bot
+    await outbox.enqueue(chat_id=chat.chat_id, text="бірінші", kind="test", dedup_key="a")
+    await sender().drain()
+    assert await outbox.is_blocked(chat.chat_id)
+    assert await app.services.store.is_blocked(chat.user_id)
+
+    session.unblock(chat.chat_id)
+    await chat.send("/start")  # Telegram's "Restart" button
+    assert not await app.services.store.is_blocked(chat.user_id)
+    assert not await outbox.is_blocked(chat.chat_id)
+    await outbox.enqueue(chat_id=chat.chat_id, text="екінші", kind="test", dedup_key="b")
+    await sender().drain()
+    assert "екінші" in [s.plain for s in session.sent(chat.chat_id)]
