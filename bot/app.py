@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,28 +21,39 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
+from bot.abuse import FloodLimit, TooLongInput
 from bot.config import Settings
+from bot.dedup import UpdateDedup
 from bot.delivery import TelegramDelivery
 from bot.fsm.storage import SQLiteStorage
 from bot.handlers import all_prompts, create_routers
+from bot.handlers import errors as error_handlers
 from bot.i18n import I18n, LocaleMiddleware
+from bot.local_session import LocalBotSession
 from bot.middlewares import ViewMiddleware
 from bot.pushes import StatusDesk, create_status_desk
+from bot.submissions import SubmissionDesk
 from bot.view import Services
 from bot.watchers import ConsentWatcher
 from services.clock import Clock, SystemClock
+from services.crypto import DataCipher, generate_key
+from services.otp_guard import OtpGuard
 from services.outbox import Outbox
 from services.sender import Sender
 from services.store import Store
+from services.submitter import Submitter
 from services.voucher.client import VoucherClient
 
 log = logging.getLogger("kezek.app")
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+SUBMITTER_STOP_GRACE = 5.0  # seconds a POST in flight may take at shutdown
 DEMO_TOKEN = "4242424242:KEZEK-local-demo-token-not-for-telegram"
 
 
-def create_dispatcher(services: Services, storage: BaseStorage) -> Dispatcher:
+def create_dispatcher(
+    services: Services, storage: BaseStorage, *, dedup: UpdateDedup | None = None
+) -> Dispatcher:
     """Build the Dispatcher: middlewares, one router per step, dependencies by name."""
     dp = Dispatcher(
         storage=storage,
@@ -55,10 +67,24 @@ def create_dispatcher(services: Services, storage: BaseStorage) -> Dispatcher:
     async def resolve_locale(user_id: int, telegram_code: str | None) -> str:
         return await services.store.get_locale(user_id) or services.i18n.pick(telegram_code)
 
+    # After aiogram's own outer middlewares (errors, user context, FSM + event isolation): a
+    # duplicated update is dropped first, then a flood, before any handler or storage work.
+    if dedup is not None:
+        dp.update.outer_middleware(dedup)
+    if services.settings.flood_burst:
+        dp.update.outer_middleware(
+            FloodLimit(
+                services,
+                burst=services.settings.flood_burst,
+                per_seconds=services.settings.flood_seconds,
+            )
+        )
     locale_mw = LocaleMiddleware(services.i18n, resolve_locale)
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(locale_mw)
         observer.middleware(ViewMiddleware())
+    dp.message.outer_middleware(TooLongInput())
+    error_handlers.install(dp)
     # Telegram shows a spinner until a callback is answered: answer first, then work.
     dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
     services.prompts = all_prompts()
@@ -76,6 +102,9 @@ class App:
     sandbox: Any = None  # RunningSandbox when VOUCHER_API_URL=sandbox
     status_desk: StatusDesk | None = None
     sender: Sender | None = None
+    dedup: UpdateDedup | None = None
+    otp_guard: OtpGuard | None = None
+    submitter: Submitter | None = None  # posts what Submit saved (`run_once()` in tests)
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
@@ -83,6 +112,38 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     token = settings.bot_token.get_secret_value() if settings.bot_token else DEMO_TOKEN
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def data_cipher(settings: Settings) -> DataCipher:
+    """The cipher of DATA_KEY; without one (tests that do not care, never `run`) a throwaway."""
+    cipher = settings.data_cipher()
+    if cipher is None:
+        # `run` refuses to start without DATA_KEY (bot/__main__.py); anything else that gets
+        # here keeps its data for this process only, and says so.
+        log.warning("DATA_KEY is not set: this run's data is sealed with a throwaway key")
+        cipher = DataCipher.from_keys(generate_key())
+    return cipher
+
+
+async def _continue_local_update_ids(bot: Bot, dedup: UpdateDedup) -> None:
+    """Telegram's update_id sequence outlives a restart of the bot; the in-process stand-in of
+    a new process starts at 1 again, which the dedup would rightly drop as repeats."""
+    session = bot.session
+    if isinstance(session, LocalBotSession):
+        top = await dedup.top(bot.id)
+        if top is not None and session._update_id < top:
+            session._update_id = top
+
+
+def _submitter(services: Services, storage: SQLiteStorage, dp: Dispatcher, bot: Bot) -> Submitter:
+    """The submission worker of this app, wired into the services (Submit wakes it)."""
+    desk = SubmissionDesk(services, storage, dp.fsm.events_isolation, bot)
+    submitter = Submitter(
+        services.store, services.voucher, desk, services.clock, sleep=asyncio.sleep
+    )
+    services.submitter = submitter
+    services.outbox_counts = services.store.submission_counts
+    return submitter
 
 
 @asynccontextmanager
@@ -124,19 +185,30 @@ async def open_app(
             **(voucher_options or {}),
         )
         stack.push_async_callback(voucher.aclose)
-        store = await Store.open(settings.database_path, clock)
+        cipher = data_cipher(settings)
+        store = await Store.open(settings.database_path, clock, cipher=cipher)
         stack.push_async_callback(store.close)
-        outbox = await Outbox.open(settings.database_path, clock)
+        outbox = await Outbox.open(settings.database_path, clock, cipher=cipher)
         stack.push_async_callback(outbox.close)
-        storage = await SQLiteStorage.open(settings.database_path)
+        storage = await SQLiteStorage.open(settings.database_path, cipher=cipher, clock=clock)
         stack.push_async_callback(storage.close)
         i18n = I18n.load(LOCALES_DIR, default=settings.default_locale)
         services = Services(
             settings=settings, store=store, voucher=voucher, i18n=i18n, clock=clock, outbox=outbox
         )
+        dedup = await UpdateDedup.open(settings.database_path, clock)
+        stack.push_async_callback(dedup.close)
+        otp_guard = await OtpGuard.open(
+            settings.database_path,
+            clock,
+            phone_key=lambda phone: cipher.lookup_hash(phone, "otp-phone"),
+        )
+        stack.push_async_callback(otp_guard.close)
         bot = create_bot(settings, session)
         stack.push_async_callback(bot.session.close)
-        dp = create_dispatcher(services, storage)
+        await _continue_local_update_ids(bot, dedup)
+        dp = create_dispatcher(services, storage, dedup=dedup)
+        dp["otp_guard"] = otp_guard
         stack.push_async_callback(services.background.stop)
         desk = create_status_desk(services, outbox)
         dp["status_desk"] = desk
@@ -158,6 +230,18 @@ async def open_app(
                 await task
 
             stack.push_async_callback(stop_sender)
+        submitter = _submitter(services, storage, dp, bot)
+        if start_sender:
+            submit_task = asyncio.create_task(submitter.run(), name="submitter")
+
+            async def stop_submitter() -> None:
+                # A POST in flight may finish; one that takes longer is cut off, which is as
+                # safe as a crash: the row stays pending, the next start posts the same key.
+                await submitter.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(submit_task, SUBMITTER_STOP_GRACE)
+
+            stack.push_async_callback(stop_submitter)
         yield App(
             bot=bot,
             dp=dp,
@@ -166,4 +250,7 @@ async def open_app(
             sandbox=sandbox,
             status_desk=desk,
             sender=sender,
+            dedup=dedup,
+            otp_guard=otp_guard,
+            submitter=submitter,
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.crypto import DataCipher, InvalidKey, decode_key
 
 SANDBOX = "sandbox"
 
@@ -33,6 +36,20 @@ class Settings(BaseSettings):
     events_host: str = "127.0.0.1"
     events_port: int = Field(default=8081, ge=0, le=65535)
     digest_cron: str = "0 9 * * *"
+    # Webhook mode (`voucher-bot run --webhook`, bot/webhook_mode.py): Telegram POSTs updates
+    # to WEBHOOK_URL + WEBHOOK_PATH with WEBHOOK_SECRET; the server listens on host:port.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8080, ge=0, le=65535)
+    webhook_path: str = "/telegram/webhook"
+    # Per-user flood limit (bot/abuse.py): FLOOD_BURST updates per FLOOD_SECONDS; 0 = off.
+    flood_burst: int = Field(default=20, ge=0, le=10_000)
+    flood_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Personal data at rest (services/crypto.py): the key that seals, and retired keys that
+    # still open what they sealed (comma-separated). Urlsafe base64 of 32 random bytes.
+    data_key: SecretStr | None = None
+    data_keys_old: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     @field_validator("staff_chat_ids", mode="before")
     @classmethod
@@ -77,6 +94,75 @@ class Settings(BaseSettings):
     def _blank_secret_is_unset(cls, value: object) -> object:
         # An empty VOUCHER_WEBHOOK_SECRET= in .env means "no push route", not "sign with ''".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_webhook_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("WEBHOOK_URL must be the bot's public https:// base URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's rule for secret_token; the message never repeats the secret.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()
+        ):
+            raise ValueError("WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9_\-./]*", value) or value == "/healthz":
+            raise ValueError("WEBHOOK_PATH must be a URL path such as /telegram/webhook")
+        return value
+
+    @field_validator("data_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_key")
+    @classmethod
+    def _key_decodes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_key(value.get_secret_value())
+            except InvalidKey as exc:  # the message never repeats the key itself
+                raise ValueError(f"DATA_KEY {exc}") from None
+        return value
+
+    @field_validator("data_keys_old", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("data_keys_old")
+    @classmethod
+    def _old_keys_decode(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(value, start=1):
+            try:
+                decode_key(key.get_secret_value())
+            except InvalidKey as exc:
+                raise ValueError(f"DATA_KEYS_OLD key {number} {exc}") from None
+        return value
+
+    def data_cipher(self) -> DataCipher | None:
+        """The cipher of DATA_KEY (+ DATA_KEYS_OLD), or None when DATA_KEY is not set."""
+        if self.data_key is None:
+            return None
+        return DataCipher.from_keys(
+            self.data_key.get_secret_value(), [k.get_secret_value() for k in self.data_keys_old]
+        )
 
     @property
     def uses_sandbox(self) -> bool:

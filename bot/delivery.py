@@ -38,6 +38,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from pydantic import ValidationError
 
+from services.failpoints import failpoint
 from services.outbox import OutboxMessage
 from services.sender import (
     Blocked,
@@ -48,6 +49,7 @@ from services.sender import (
     Transient,
 )
 
+KIND_SUBMITTED = "submitted"  # the confirmation of an application (bot/submissions.py)
 CHAT_GONE = ("chat not found", "user not found", "peer_id_invalid")
 # Telegram quotes a piece of our HTML after this (a tag, maybe a name): keep only the kind.
 _PARSE_ERROR = "can't parse entities"
@@ -81,6 +83,9 @@ class TelegramDelivery:
             return Permanent(f"{type(exc).__name__}: {exc.message}")
         except (TelegramNetworkError, TelegramServerError) as exc:
             return Transient(f"{type(exc).__name__}: {exc.message}")
+        if msg.kind == KIND_SUBMITTED:
+            # The crash tests' point: Telegram has the confirmation, the row is not marked.
+            failpoint("confirm.after_send")
         return Delivered(sent.message_id)
 
     async def _send(self, msg: OutboxMessage, markup: InlineKeyboardMarkup | None) -> Message:

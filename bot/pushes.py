@@ -47,7 +47,9 @@ log = logging.getLogger("kezek.pushes")
 REMINDABLE_STEPS = frozenset(
     state
     for state, step in STEP_OF.items()
-    if step >= 1 and state != ApplicationForm.submitted.state
+    # `submitting`: the application is on its way, the parent has nothing left to do.
+    if step >= 1
+    and state not in (ApplicationForm.submitted.state, ApplicationForm.submitting.state)
 )
 
 

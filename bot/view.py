@@ -47,6 +47,9 @@ class Services:
     outbox: Outbox | None = None  # messages the bot sends on its own initiative
     prompts: Mapping[str, Prompt] = field(default_factory=dict)
     background: Any = None  # bot.watchers.ConsentWatcher, set by create_dispatcher
+    submitter: Any = None  # services.submitter.Submitter, set by bot.app.open_app
+    # {"waiting": n, "failed": n} of the submissions, for the staff digest (bot/handlers/staff.py)
+    outbox_counts: Callable[[], Awaitable[Mapping[str, int]]] | None = None
 
 
 def esc(value: object) -> str:

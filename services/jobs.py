@@ -3,6 +3,7 @@
     status poll   every STATUS_POLL_SECONDS (first run at start: catch up after a restart)
     reminders     every REMINDER_SECONDS    (deadline reminders, idle-draft reminders)
     digest        DIGEST_CRON, "0 9 * * *"  (the staff digest; another module words it)
+    retention     daily, first run at start (drafts untouched for 30 days: services/retention)
 
 Each job is a plain coroutine function handed in by the caller, so tests call those directly
 with a FakeClock and never wait for the scheduler. Every job has `coalesce=True` (runs missed
@@ -37,6 +38,8 @@ STOP_TIMEOUT = 10.0
 POLL_JOB = "status_poll"
 REMINDER_JOB = "reminders"
 DIGEST_JOB = "digest"
+RETENTION_JOB = "retention"
+RETENTION_SECONDS = 24 * 3600.0
 
 Job = Callable[[], Awaitable[object]]
 
@@ -51,6 +54,8 @@ class JobPlan:
     poll_seconds: float = 30.0
     reminder_seconds: float = REMINDER_SECONDS
     digest_cron: str = DEFAULT_DIGEST_CRON
+    retention: Job | None = None
+    retention_seconds: float = RETENTION_SECONDS
 
 
 class Jobs:
@@ -77,6 +82,15 @@ class Jobs:
             # Parsed now, so a bad DIGEST_CRON stops the start instead of failing at 09:00.
             trigger = crontab_trigger(plan.digest_cron)
             self._add(DIGEST_JOB, plan.digest, trigger, grace=DIGEST_GRACE_SECONDS)
+        if plan.retention is not None:
+            # At start too: a bot restarted more often than daily would never reach its turn.
+            self._add(
+                RETENTION_JOB,
+                plan.retention,
+                IntervalTrigger(seconds=plan.retention_seconds, timezone=ALMATY),
+                grace=plan.retention_seconds,
+                first_run_now=True,
+            )
 
     def _add(
         self,

@@ -15,7 +15,9 @@ time) and then of their id; a row that waits for a retry keeps its place and hol
 later rows of its chat. Only the sender changes a row after it is written.
 
 Times are UTC ISO-8601 text with microseconds, so text order is time order. Rows may hold
-names (the text goes to the parent); errors hold no personal data, and nothing here logs text.
+names (the text goes to the parent) and digests carry CSVs: `text` and `file_data` are sealed
+with the `DataCipher` given to `open` (bound to the row's dedup key), and opened only when the
+sender takes the row. Errors hold no personal data, and nothing here logs text.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import aiosqlite
 
 from services.clock import Clock
+from services.crypto import MIN_BLOB_BYTES, DataCipher, row_context
 
 STATUSES = ("pending", "sending", "sent", "failed", "blocked")
 INTERRUPTED = "interrupted: the process stopped during the call, delivery unknown"
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     dedup_key       TEXT NOT NULL UNIQUE,
     chat_id         INTEGER NOT NULL,
     kind            TEXT NOT NULL,
-    text            TEXT NOT NULL,
+    text            BLOB NOT NULL,  -- sealed (clear only without a cipher)
     markup          TEXT,
     file_name       TEXT,
     file_data       BLOB,
@@ -179,23 +182,33 @@ class RowUpdate:
 class Outbox:
     """The `outbox` table on its own connection; open with `await Outbox.open(path, clock)`."""
 
-    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, clock: Clock, cipher: DataCipher | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._cipher = cipher
         self._listeners: list[Callable[[], None]] = []
         # One connection is shared by enqueuers and the sender: a lock keeps each writer's
         # statements and its commit together, so one never commits (or counts) another's.
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock) -> Outbox:
-        """Open (and create if needed) the outbox tables in the bot's SQLite file."""
+    async def open(cls, path: Path, clock: Clock, *, cipher: DataCipher | None = None) -> Outbox:
+        """Open (and create if needed) the outbox tables in the bot's SQLite file.
+
+        Without `cipher` texts stay in clear: for tests of the outbox alone; the bot always
+        passes one (`bot.app.open_app`).
+        """
         db = await aiosqlite.connect(path)
         await db.executescript(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;" + SCHEMA
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
+            "PRAGMA secure_delete=ON;" + SCHEMA
         )
         await db.commit()
-        return cls(db, clock)
+        outbox = cls(db, clock, cipher)
+        await outbox._seal_old_rows()
+        return outbox
 
     async def close(self) -> None:
         """Close the connection; every write has been committed already."""
@@ -225,7 +238,7 @@ class Outbox:
     async def enqueue_many(self, messages: Iterable[Outgoing]) -> int:
         """Store many messages in one transaction; returns how many were new."""
         now = iso(self._clock.now())
-        rows = [_insert_params(m, now) for m in messages]
+        rows = [_insert_params(m, now, self._cipher) for m in messages]
         async with self._lock:
             try:
                 cur = await self._db.executemany(_INSERT, rows)
@@ -238,6 +251,89 @@ class Outbox:
             for listener in self._listeners:
                 listener()
         return added
+
+    async def forget_chat(self, chat_id: int) -> int:
+        """Delete every row of this chat and its blocked mark (/forget); returns how many rows.
+
+        A row in flight (`sending`) goes too: the sender's later update of it changes nothing.
+        """
+        async with self._lock:
+            try:
+                cur = await self._db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
+                await self._db.execute("DELETE FROM outbox_blocked WHERE chat_id = ?", (chat_id,))
+                await self._db.commit()
+            except Exception:
+                await self._db.rollback()
+                raise
+        return max(cur.rowcount, 0)
+
+    async def scrub_finished(self, before: datetime) -> int:
+        """Empty the text and file of rows finished (sent, failed, blocked) before `before`.
+
+        The row itself stays: its dedup key keeps a replayed event from being sent again. The
+        text becomes a sealed empty string, so every row still opens. Returns how many rows.
+        """
+        empty = MIN_BLOB_BYTES if self._cipher is not None else 0
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT id, dedup_key FROM outbox"
+                " WHERE status IN ('sent', 'failed', 'blocked') AND created_at < ?"
+                " AND (length(text) > ? OR file_data IS NOT NULL)",
+                (iso(before), empty),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            if not rows:
+                return 0
+            try:
+                await self._db.executemany(
+                    "UPDATE outbox SET text = ?, file_data = NULL WHERE id = ?",
+                    [(_seal_text(self._cipher, "", key), row_id) for row_id, key in rows],
+                )
+                await self._db.commit()
+            except Exception:
+                await self._db.rollback()
+                raise
+        return len(rows)
+
+    async def _seal_old_rows(self) -> None:
+        """At open: seal texts and files written in clear (older files) or with a retired key."""
+        cipher = self._cipher
+        if cipher is None:
+            return
+        # Text and file are always sealed together, with the same key: the text tells for both.
+        async with self._db.execute(
+            "SELECT id, dedup_key, text, file_data FROM outbox"
+            " WHERE typeof(text) != 'blob' OR substr(text, 2, 8) != ?",
+            (cipher.key_id,),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        updates = []
+        for row_id, dedup_key, text, file_data in rows:
+            legacy = isinstance(text, str)
+            clear_text = (
+                text.encode("utf-8")
+                if legacy
+                else cipher.decrypt(text, _context("text", dedup_key))
+            )
+            clear_file = None
+            if file_data is not None:
+                clear_file = (
+                    bytes(file_data)
+                    if legacy
+                    else cipher.decrypt(file_data, _context("file_data", dedup_key))
+                )
+            updates.append(
+                (
+                    _seal(cipher, clear_text, "text", dedup_key),
+                    _seal(cipher, clear_file, "file_data", dedup_key),
+                    row_id,
+                )
+            )
+        if updates:
+            await self._db.executemany(
+                "UPDATE outbox SET text = ?, file_data = ? WHERE id = ?", updates
+            )
+        await self._db.commit()
 
     async def unblock(self, chat_id: int) -> None:
         """The user talks to the bot again: new messages to this chat are sent again."""
@@ -309,9 +405,11 @@ class Outbox:
                 id=r[0],
                 chat_id=r[1],
                 kind=r[2],
-                text=r[3],
+                text=_open_text(self._cipher, r[3], r[8]),
                 markup=json.loads(r[4]) if r[4] else None,
-                attachment=(r[5], bytes(r[6])) if r[5] is not None else None,
+                attachment=(
+                    (r[5], _open_file(self._cipher, r[6], r[8])) if r[5] is not None else None
+                ),
                 attempts=r[7],
                 dedup_key=r[8],
             )
@@ -368,7 +466,41 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _insert_params(m: Outgoing, now: str) -> tuple[Any, ...]:
+def _context(column: str, dedup_key: str) -> str:
+    # Bound to the dedup key: unique, and known before the row has an id.
+    return row_context(f"outbox.{column}", dedup_key)
+
+
+def _seal(cipher: DataCipher | None, value: bytes | None, column: str, key: str) -> Any:
+    if value is None or cipher is None:
+        return value
+    return cipher.encrypt(value, _context(column, key))
+
+
+def _seal_text(cipher: DataCipher | None, text: str, key: str) -> str | bytes:
+    return text if cipher is None else cipher.encrypt_text(text, _context("text", key))
+
+
+def _open_text(cipher: DataCipher | None, stored: str | bytes, key: str) -> str:
+    """A row's text: clear text is a str, sealed text a blob (so the two cannot be confused)."""
+    if cipher is None:
+        if not isinstance(stored, str):
+            raise ValueError("outbox.text is encrypted: DATA_KEY is needed to read it")
+        return stored
+    if isinstance(stored, str):
+        # `_seal_old_rows` sealed every clear row at open: one now was injected.
+        raise ValueError("outbox.text: a value in clear where a sealed one belongs")
+    return cipher.decrypt_text(stored, _context("text", key))
+
+
+def _open_file(cipher: DataCipher | None, stored: bytes, key: str) -> bytes:
+    """A row's file; sealed whenever the row's text is (checked by `_open_text` first)."""
+    if cipher is None:
+        return bytes(stored)
+    return cipher.decrypt(stored, _context("file_data", key))
+
+
+def _insert_params(m: Outgoing, now: str, cipher: DataCipher | None = None) -> tuple[Any, ...]:
     if m.not_before is not None and m.not_before.tzinfo is None:
         raise ValueError("not_before must be timezone-aware")
     due = iso(m.not_before) if m.not_before else now
@@ -378,10 +510,10 @@ def _insert_params(m: Outgoing, now: str) -> tuple[Any, ...]:
         m.dedup_key,
         m.chat_id,
         m.kind,
-        m.text,
+        _seal_text(cipher, m.text, m.dedup_key),
         markup,
         file_name,
-        file_data,
+        _seal(cipher, file_data, "file_data", m.dedup_key),
         m.chat_id,
         due,
         due,

@@ -351,8 +351,8 @@ class _Scan:
     async def drafts(self) -> list[DraftRow]:
         """Every draft with its step and last change."""
         async with self._db.execute(
-            "SELECT user_id, step, updated_at, json_extract(data, '$.application') IS NOT NULL"
-            " FROM drafts ORDER BY updated_at"
+            # `submitted` is kept plain by the Store: the draft itself (`data`) is sealed.
+            "SELECT user_id, step, updated_at, submitted FROM drafts ORDER BY updated_at"
         ) as cur:
             rows = await cur.fetchall()
         return [DraftRow(int(r[0]), r[1], datetime.fromisoformat(r[2]), bool(r[3])) for r in rows]
@@ -368,6 +368,9 @@ async def open_scan(database_path: Path) -> AsyncIterator[_Scan]:
     """A read-only connection to the bot's SQLite file for one job run."""
     db = await aiosqlite.connect(_read_only_uri(database_path), uri=True)
     try:
+        # Read-only: WAL, synchronous and secure_delete are the writers' business (services/
+        # store.py); a reader only waits out a writer's lock instead of failing at once.
+        await db.execute("PRAGMA busy_timeout = 5000")
         yield _Scan(db)
     finally:
         await db.close()

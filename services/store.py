@@ -3,11 +3,19 @@
 The domain tables are the record; FSM data is only what the current step needs. Reads are served
 from an in-process cache after the first load (each aiosqlite call is a thread hop), and every
 write commits before it returns, so what a parent was told is saved is on disk.
+
+Personal data is sealed with the `DataCipher` (services/crypto.py) given to `open`: the whole
+draft (`drafts.data`) and the personal part of an application's summary (`applications.personal`:
+the child's name…). What staff figures and jobs query stays plain: `applications.summary` keeps
+only the fields in `PLAIN_SUMMARY_KEYS`, `drafts.submitted` says whether a draft was sent. The
+caches hold decrypted values: each is decrypted once on load and encrypted on every write.
+Users, events and meta hold ids, codes and times only — no personal data.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +24,11 @@ from typing import Any
 import aiosqlite
 
 from services.clock import Clock, SystemClock
+from services.crypto import DataCipher, row_context
+from services.outbox import _INSERT as OUTBOX_INSERT
+from services.outbox import Outgoing, iso
+from services.outbox import _insert_params as outbox_insert_params
+from services.validation import is_valid_iin, mask_tail, parse_iin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -28,8 +41,9 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS drafts (
     user_id     INTEGER PRIMARY KEY,
     step        TEXT,
-    data        TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
+    data        BLOB NOT NULL,  -- the draft's JSON, sealed (clear only without a cipher)
+    updated_at  TEXT NOT NULL,
+    submitted   INTEGER NOT NULL DEFAULT 0  -- the draft holds an `application`
 );
 CREATE TABLE IF NOT EXISTS applications (
     id            TEXT PRIMARY KEY,
@@ -40,9 +54,10 @@ CREATE TABLE IF NOT EXISTS applications (
     queue_position INTEGER,
     status_reason TEXT,
     deadline      TEXT,
-    summary       TEXT NOT NULL,
+    summary       TEXT NOT NULL,  -- JSON of PLAIN_SUMMARY_KEYS only: what staff figures read
     submitted_at  TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    personal      BLOB            -- JSON of the other summary keys (names), sealed
 );
 CREATE INDEX IF NOT EXISTS applications_user ON applications(user_id);
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +72,30 @@ CREATE TABLE IF NOT EXISTS meta (
     value  TEXT NOT NULL
 );
 """
+
+
+# What `applications.summary` may keep in clear: codes, catalogue names and the masked IIN that
+# the staff digest reads with SQL. Every other key of a summary (the child's names, and anything
+# added later) goes to the sealed `personal` column: a new field is private until listed here.
+PLAIN_SUMMARY_KEYS = frozenset(
+    {
+        "queue_type",
+        "queue",
+        "provider_id",
+        "provider",
+        "group_id",
+        "group",
+        "group_language",
+        "child_birth_year",
+        "child_iin_masked",
+        "status",
+    }
+)
+# Columns added after the first release, with their declarations (see `_migrate`).
+_ADDED_COLUMNS = (
+    ("drafts", "submitted", "INTEGER NOT NULL DEFAULT 0"),
+    ("applications", "personal", "BLOB"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +115,35 @@ class StoredApplication:
 class Store:
     """Repository over one SQLite file; open with `await Store.open(path)`."""
 
-    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, clock: Clock, cipher: DataCipher | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._cipher = cipher
         self._locales: dict[int, str] = {}
         self._drafts: dict[int, dict[str, Any]] = {}
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock | None = None) -> Store:
+    async def open(
+        cls, path: Path, clock: Clock | None = None, *, cipher: DataCipher | None = None
+    ) -> Store:
+        """Open the tables; without `cipher` values stay in clear (unit tests of the SQL only:
+        the bot always passes one, see `bot.app.open_app`)."""
         db = await aiosqlite.connect(path)
         await db.executescript(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-            "PRAGMA foreign_keys=ON;" + SCHEMA
+            "PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;" + SCHEMA + SUBMISSIONS_SCHEMA
         )
         await db.commit()
-        return cls(db, clock or SystemClock())
+        store = cls(db, clock or SystemClock(), cipher)
+        await store._migrate()
+        return store
+
+    @property
+    def cipher(self) -> DataCipher | None:
+        """The cipher of this store (for modules that need a keyed hash of a phone, say)."""
+        return self._cipher
 
     async def close(self) -> None:
         await self._db.close()
@@ -130,7 +183,7 @@ class Store:
                 "SELECT data FROM drafts WHERE user_id = ?", (user_id,)
             ) as cur:
                 row = await cur.fetchone()
-            self._drafts[user_id] = json.loads(row[0]) if row else {}
+            self._drafts[user_id] = self._open_json(row[0], "drafts.data", user_id) if row else {}
         return json.loads(json.dumps(self._drafts[user_id]))
 
     async def update_draft(
@@ -154,10 +207,17 @@ class Store:
     async def _save_draft(self, user_id: int, draft: dict[str, Any], step: str | None) -> None:
         payload = json.dumps(draft, ensure_ascii=False, separators=(",", ":"))
         await self._db.execute(
-            "INSERT INTO drafts (user_id, step, data, updated_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO drafts (user_id, step, data, updated_at, submitted) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(user_id) DO UPDATE SET data = excluded.data,"
-            " step = COALESCE(excluded.step, drafts.step), updated_at = excluded.updated_at",
-            (user_id, step, payload, self._now()),
+            " step = COALESCE(excluded.step, drafts.step), updated_at = excluded.updated_at,"
+            " submitted = excluded.submitted",
+            (
+                user_id,
+                step,
+                self._seal_text(payload, "drafts.data", user_id),
+                self._now(),
+                int("application" in draft),
+            ),
         )
         await self._db.commit()
         self._drafts[user_id] = json.loads(payload)
@@ -181,19 +241,21 @@ class Store:
         summary: dict[str, Any],
     ) -> None:
         """Record a submitted application; a repeated id (a replayed answer) changes nothing."""
+        plain, personal = split_summary(summary)
         await self._db.execute(
             "INSERT OR IGNORE INTO applications"
-            " (id, user_id, chat_id, number, status, summary, submitted_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " (id, user_id, chat_id, number, status, summary, submitted_at, updated_at, personal)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 application_id,
                 user_id,
                 chat_id,
                 number,
                 status,
-                json.dumps(summary, ensure_ascii=False),
+                json.dumps(plain, ensure_ascii=False),
                 _utc(submitted_at),
                 self._now(),
+                self._seal_json(personal, "applications.personal", application_id),
             ),
         )
         await self._db.commit()
@@ -203,14 +265,14 @@ class Store:
             _SELECT_APPLICATION + " WHERE user_id = ? ORDER BY submitted_at", (user_id,)
         ) as cur:
             rows = await cur.fetchall()
-        return [_application(r) for r in rows]
+        return [self._application(r) for r in rows]
 
     async def get_application(self, application_id: str) -> StoredApplication | None:
         async with self._db.execute(
             _SELECT_APPLICATION + " WHERE id = ?", (application_id,)
         ) as cur:
             row = await cur.fetchone()
-        return _application(row) if row else None
+        return self._application(row) if row else None
 
     async def update_application_status(
         self,
@@ -289,6 +351,409 @@ class Store:
         )
         await self._db.commit()
 
+    # --- /forget and retention ----------------------------------------------------------
+
+    async def forget_user(self, user_id: int) -> int:
+        """Delete the user's draft, applications (with their status marks) and users row.
+
+        One transaction; `secure_delete` overwrites the freed pages. Returns how many
+        applications were forgotten. The voucher service keeps its own copy (docs/security.md).
+        """
+        async with self._db.execute(
+            "SELECT id FROM applications WHERE user_id = ?", (user_id,)
+        ) as cur:
+            ids = [row[0] for row in await cur.fetchall()]
+        marks = [prefix + i for i in ids for prefix in _APPLICATION_META_PREFIXES]
+        try:
+            await self._db.execute("DELETE FROM drafts WHERE user_id = ?", (user_id,))
+            await self._db.execute("DELETE FROM applications WHERE user_id = ?", (user_id,))
+            await self._db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            # Its sealed POST body holds both IINs and the phone. A submission still on its
+            # way goes too: the parent asked for everything to go, and is told that what the
+            # service already has stays there.
+            await self._db.execute("DELETE FROM submissions WHERE user_id = ?", (user_id,))
+            await self._db.executemany("DELETE FROM meta WHERE key = ?", [(m,) for m in marks])
+            await self._db.commit()
+        except Exception:
+            await self._db.rollback()
+            raise
+        self._drafts.pop(user_id, None)
+        self._locales.pop(user_id, None)
+        return len(ids)
+
+    async def stale_draft_users(self, before: datetime) -> list[int]:
+        """Users whose draft has not changed since `before`."""
+        async with self._db.execute(
+            "SELECT user_id FROM drafts WHERE updated_at < ? ORDER BY user_id", (_utc(before),)
+        ) as cur:
+            return [int(row[0]) for row in await cur.fetchall()]
+
+    async def delete_draft_if_untouched(self, user_id: int, before: datetime) -> bool:
+        """Delete the draft unless it changed since `before` (it may have, since the scan)."""
+        cur = await self._db.execute(
+            "DELETE FROM drafts WHERE user_id = ? AND updated_at < ?", (user_id, _utc(before))
+        )
+        await self._db.commit()
+        if cur.rowcount:
+            self._drafts.pop(user_id, None)
+        return cur.rowcount > 0
+
+    async def delete_settled_submissions(self, before: datetime) -> int:
+        """Delete answered submissions (done or refused, the parent's state synced) that have
+        not changed since `before`: their sealed body is a copy of the draft, no longer needed.
+        """
+        cur = await self._db.execute(
+            "DELETE FROM submissions WHERE status != 'pending' AND synced = 1 AND updated_at < ?",
+            (iso(before),),
+        )
+        await self._db.commit()
+        return max(cur.rowcount, 0)
+
+    # --- sealing ------------------------------------------------------------------------
+
+    def _seal_text(self, text: str, column: str, row: object) -> str | bytes:
+        if self._cipher is None:
+            return text
+        return self._cipher.encrypt_text(text, row_context(column, row))
+
+    def _seal_json(self, value: Any, column: str, row: object) -> str | bytes:
+        return self._seal_text(
+            json.dumps(value, ensure_ascii=False, separators=(",", ":")), column, row
+        )
+
+    def _open_json(self, stored: str | bytes, column: str, row: object) -> Any:
+        if isinstance(stored, str):
+            if self._cipher is not None:
+                # `_migrate` sealed every clear value at open: one now is an injected row.
+                raise ValueError(f"{column}: a value in clear where a sealed one belongs")
+            return json.loads(stored)
+        if self._cipher is None:
+            raise ValueError(f"{column} is encrypted: DATA_KEY is needed to read it")
+        return self._cipher.decrypt_json(stored, row_context(column, row))
+
+    def _application(self, row: Any) -> StoredApplication:
+        summary: dict[str, Any] = json.loads(row[5])
+        if row[10] is not None:
+            summary.update(self._open_json(row[10], "applications.personal", row[0]))
+        return StoredApplication(
+            id=row[0],
+            user_id=row[1],
+            chat_id=row[2],
+            number=row[3],
+            status=row[4],
+            summary=summary,
+            submitted_at=datetime.fromisoformat(row[6]),
+            queue_position=row[7],
+            status_reason=json.loads(row[8]) if row[8] else None,
+            deadline=datetime.fromisoformat(row[9]) if row[9] else None,
+        )
+
+    async def _migrate(self) -> None:
+        """Bring an older file up to date: new columns, clear values sealed, old keys rotated.
+
+        Runs at every open in one transaction; on an up-to-date file it only reads. A value
+        sealed by a key in DATA_KEYS_OLD is sealed again with DATA_KEY, so after one start
+        with the new key the old one is needed only for backups made before.
+        """
+        for table, column, declaration in _ADDED_COLUMNS:
+            async with self._db.execute(f"PRAGMA table_info({table})") as cur:
+                names = {row[1] for row in await cur.fetchall()}
+            if column not in names:
+                await self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        cipher = self._cipher
+        if cipher is None:
+            await self._db.commit()
+            return
+        drafts = await self._db.execute_fetchall(
+            "SELECT user_id, data FROM drafts WHERE typeof(data) != 'blob'"
+            " OR substr(data, 2, 8) != ?",
+            (cipher.key_id,),
+        )
+        for user_id, stored in drafts:
+            draft = self._open_any(stored, "drafts.data", user_id)
+            await self._db.execute(
+                "UPDATE drafts SET data = ?, submitted = ? WHERE user_id = ?",
+                (self._seal_json(draft, "drafts.data", user_id), "application" in draft, user_id),
+            )
+        applications = await self._db.execute_fetchall(
+            "SELECT id, summary, personal FROM applications WHERE personal IS NULL"
+            " OR substr(personal, 2, 8) != ?",
+            (cipher.key_id,),
+        )
+        for application_id, summary_json, stored in applications:
+            summary = json.loads(summary_json)
+            if stored is not None:
+                summary.update(self._open_any(stored, "applications.personal", application_id))
+            plain, personal = split_summary(summary)
+            await self._db.execute(
+                "UPDATE applications SET summary = ?, personal = ? WHERE id = ?",
+                (
+                    json.dumps(plain, ensure_ascii=False),
+                    self._seal_json(personal, "applications.personal", application_id),
+                    application_id,
+                ),
+            )
+        for column in _SEALED_SUBMISSION_COLUMNS:
+            rows = await self._db.execute_fetchall(
+                f"SELECT idempotency_key, {column} FROM submissions WHERE {column} IS NOT NULL"
+                f" AND (typeof({column}) != 'blob' OR substr({column}, 2, 8) != ?)",
+                (cipher.key_id,),
+            )
+            place = f"submissions.{column}"
+            for key, stored in rows:
+                value = self._open_any(stored, place, key)
+                await self._db.execute(
+                    f"UPDATE submissions SET {column} = ? WHERE idempotency_key = ?",
+                    (self._seal_json(value, place, key), key),
+                )
+        await self._db.commit()
+
+    def _open_any(self, stored: str | bytes, column: str, row: object) -> Any:
+        """A value as `_migrate` finds it: clear text (older files) or sealed by a known key."""
+        if isinstance(stored, str):
+            return json.loads(stored)
+        assert self._cipher is not None
+        return self._cipher.decrypt_json(stored, row_context(column, row))
+
+    # --- submissions: POST /applications exactly once (services/submitter.py) -------------
+    # A row per Idempotency-Key: `pending` until the voucher service gives a final answer,
+    # then `done` or `refused`. The request body and the session are sealed like the draft.
+
+    async def begin_submission(
+        self,
+        *,
+        key: str,
+        user_id: int,
+        chat_id: int,
+        session: str,
+        body: dict[str, Any],
+        summary: dict[str, Any],
+    ) -> tuple[Submission, bool]:
+        """Submit's transaction: a `pending` row for `key` unless one is pending or done.
+
+        One statement, so one transaction whatever else shares the connection. Returns the row
+        that stands for this parent's application and whether this call opened it. A refused
+        row (the parent fixed something and pressed Submit again) opens again, same key.
+        """
+        now = iso(self._clock.now())
+        try:
+            cur = await self._db.execute(
+                _BEGIN_SUBMISSION,
+                (
+                    key,
+                    user_id,
+                    chat_id,
+                    self._seal_json(session, "submissions.session", key),
+                    self._seal_json(body, "submissions.body", key),
+                    self._seal_json(summary, "submissions.summary", key),
+                    now,
+                    now,
+                    now,
+                ),
+            )
+            opened = cur.rowcount > 0
+        except sqlite3.IntegrityError:
+            # Another key of this parent is pending (`submissions_open`): that one is on its way.
+            opened = False
+        await self._db.commit()
+        row = await self.submission(key)
+        if not opened and (row is None or row.status == "refused"):
+            row = await self.open_submission(user_id)
+        if row is None:
+            raise RuntimeError("a submission row vanished while it was being opened")
+        return row, opened
+
+    async def submission(self, key: str) -> Submission | None:
+        """The row of this Idempotency-Key, if any."""
+        rows = await self._db.execute_fetchall(
+            _SELECT_SUBMISSION + " WHERE idempotency_key = ?", (key,)
+        )
+        return next((self._submission(r) for r in rows), None)
+
+    async def open_submission(self, user_id: int) -> Submission | None:
+        """This parent's submission still waiting for a final answer, if any."""
+        rows = await self._db.execute_fetchall(
+            _SELECT_SUBMISSION + " WHERE user_id = ? AND status = 'pending'", (user_id,)
+        )
+        return next((self._submission(r) for r in rows), None)
+
+    async def due_submissions(self, now: datetime, limit: int) -> list[Submission]:
+        """Pending rows whose next attempt is due, oldest due first."""
+        rows = await self._db.execute_fetchall(
+            _SELECT_SUBMISSION + " WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (iso(now), limit),
+        )
+        return [self._submission(r) for r in rows]
+
+    async def next_submission_due(self) -> datetime | None:
+        """When the earliest pending row is due, or None when nothing is pending."""
+        rows = list(
+            await self._db.execute_fetchall(
+                "SELECT MIN(next_attempt_at) FROM submissions WHERE status = 'pending'"
+            )
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+
+    async def unsynced_submissions(self) -> list[Submission]:
+        """Rows with a final answer whose follow-up (the parent's state) may not have run."""
+        rows = await self._db.execute_fetchall(
+            _SELECT_SUBMISSION + " WHERE synced = 0 AND status != 'pending' ORDER BY id"
+        )
+        return [self._submission(r) for r in rows]
+
+    async def postpone_submission(
+        self, submission_id: int, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        """No final answer this time: count the attempt and say when to try again."""
+        await self._db.execute(
+            "UPDATE submissions SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            (iso(next_attempt_at), error[:200], iso(self._clock.now()), submission_id),
+        )
+        await self._db.commit()
+
+    async def rekey_submission(self, sub: Submission, new_key: str) -> Submission:
+        """Give a pending row (and its draft) a new Idempotency-Key; sealed values follow it."""
+        if sub.session is None or sub.body is None or sub.summary is None:
+            raise ValueError("only a pending submission with its body can take a new key")
+        await self._db.execute(
+            "UPDATE submissions SET idempotency_key = ?, session = ?, body = ?, summary = ?,"
+            " updated_at = ? WHERE id = ?",
+            (
+                new_key,
+                self._seal_json(sub.session, "submissions.session", new_key),
+                self._seal_json(sub.body, "submissions.body", new_key),
+                self._seal_json(sub.summary, "submissions.summary", new_key),
+                iso(self._clock.now()),
+                sub.id,
+            ),
+        )
+        # The draft's own write path commits both: a later Submit finds the row by this key.
+        await self.update_draft(sub.user_id, idempotency_key=new_key)
+        renewed = await self.submission(new_key)
+        assert renewed is not None
+        return renewed
+
+    async def settle_submission(
+        self,
+        sub: Submission,
+        *,
+        outcome: dict[str, Any],
+        message: Outgoing,
+        draft: dict[str, Any],
+        step: str | None,
+    ) -> bool:
+        """A final answer's transaction: the row, the parent's message, the record, the draft.
+
+        The statements run in this order on this connection and are committed together by the
+        last write (the draft's own code path, which seals it). Every statement is idempotent,
+        and the row keeps `synced = 0` until `mark_submission_synced`: if the process dies
+        before that, the submitter runs this again with the stored outcome, so any part that
+        did reach the disk is simply written again, never twice. False (and nothing written)
+        when the row is gone: /forget took it while the POST was on its way.
+        """
+        application = outcome.get("application")
+        # 1. the final answer
+        cur = await self._db.execute(
+            "UPDATE submissions SET status = ?, outcome = ?, synced = 0, last_error = NULL,"
+            " updated_at = ? WHERE id = ? AND idempotency_key = ?",
+            (
+                "done" if application else "refused",
+                json.dumps(outcome, ensure_ascii=False),
+                iso(self._clock.now()),
+                sub.id,
+                sub.key,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False
+        # 2. the message, once for ever: a repeat with the same dedup_key stores nothing
+        await self._db.execute(
+            OUTBOX_INSERT, outbox_insert_params(message, iso(self._clock.now()), self._cipher)
+        )
+        # 3. the application record (a replayed answer changes nothing: INSERT OR IGNORE)
+        if application:
+            await self.add_application(
+                application_id=application["id"],
+                user_id=sub.user_id,
+                chat_id=sub.chat_id,
+                number=application["number"],
+                status=application.get("status", "submitted"),
+                submitted_at=datetime.fromisoformat(application["submitted_at"]),
+                summary=sub.summary or {},
+            )
+        # 4. the draft (its own code path seals it, and commits)
+        await self.update_draft(sub.user_id, step=step, **draft)
+        return True
+
+    async def mark_submission_synced(self, submission_id: int) -> None:
+        """The parent's state follows the answer: done; the body and session are dropped."""
+        await self._db.execute(
+            "UPDATE submissions SET synced = 1, session = NULL, body = NULL, summary = NULL,"
+            " updated_at = ? WHERE id = ? AND status != 'pending'",
+            (iso(self._clock.now()), submission_id),
+        )
+        await self._db.commit()
+
+    async def submission_counts(self) -> dict[str, int]:
+        """For the staff digest: applications waiting to be sent, and refused ones."""
+        rows = await self._db.execute_fetchall(
+            "SELECT status, COUNT(*) FROM submissions WHERE status != 'done' GROUP BY status"
+        )
+        counts = dict(rows)
+        return {"waiting": counts.get("pending", 0), "failed": counts.get("refused", 0)}
+
+    def _submission(self, row: Any) -> Submission:
+        key = row[1]
+
+        def opened(index: int, column: str) -> Any:
+            return None if row[index] is None else self._open_json(row[index], column, key)
+
+        return Submission(
+            id=row[0],
+            key=key,
+            user_id=row[2],
+            chat_id=row[3],
+            status=row[4],
+            round=row[5],
+            attempts=row[6],
+            next_attempt_at=datetime.fromisoformat(row[7]),
+            last_error=row[8],
+            outcome=json.loads(row[9]) if row[9] else None,
+            synced=bool(row[10]),
+            session=opened(11, "submissions.session"),
+            body=opened(12, "submissions.body"),
+            summary=opened(13, "submissions.summary"),
+        )
+
+
+# Sealed columns of `submissions`, each bound to the row's Idempotency-Key.
+_SEALED_SUBMISSION_COLUMNS = ("session", "body", "summary")
+# Meta keys that belong to one application (services/status.py), removed with it by /forget.
+_APPLICATION_META_PREFIXES = (
+    "status-seen:",
+    "status-deadline-reminded:",
+)
+
+
+def split_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An application summary as (plain part, personal part): see PLAIN_SUMMARY_KEYS."""
+    plain = {k: v for k, v in summary.items() if k in PLAIN_SUMMARY_KEYS}
+    personal = {k: v for k, v in summary.items() if k not in PLAIN_SUMMARY_KEYS}
+    # Older summaries held the child's IIN or birth date itself: the digest still gets what it
+    # reads from them (the masked IIN, the birth year), and the values themselves are sealed.
+    iin = personal.get("child_iin")
+    if "child_iin_masked" not in plain and isinstance(iin, str) and iin:
+        plain["child_iin_masked"] = mask_tail(iin)
+    if "child_birth_year" not in plain:
+        born = personal.get("child_birth_date")
+        if isinstance(born, str) and born[:4].isdigit():
+            plain["child_birth_year"] = int(born[:4])
+        elif isinstance(iin, str) and is_valid_iin(iin):
+            plain["child_birth_year"] = parse_iin(iin).birth_date.year
+    return plain, personal
+
 
 def _utc(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat()
@@ -296,20 +761,72 @@ def _utc(ts: datetime) -> str:
 
 _SELECT_APPLICATION = (
     "SELECT id, user_id, chat_id, number, status, summary, submitted_at, queue_position,"
-    " status_reason, deadline FROM applications"
+    " status_reason, deadline, personal FROM applications"
 )
 
 
-def _application(row: Any) -> StoredApplication:
-    return StoredApplication(
-        id=row[0],
-        user_id=row[1],
-        chat_id=row[2],
-        number=row[3],
-        status=row[4],
-        summary=json.loads(row[5]),
-        submitted_at=datetime.fromisoformat(row[6]),
-        queue_position=row[7],
-        status_reason=json.loads(row[8]) if row[8] else None,
-        deadline=datetime.fromisoformat(row[9]) if row[9] else None,
-    )
+# --- submissions: the table and its row (methods in Store's "submissions" section) --------------
+
+SUBMISSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    user_id         INTEGER NOT NULL,
+    chat_id         INTEGER NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'refused')),
+    round           INTEGER NOT NULL DEFAULT 1,  -- Submit pressed again after a refusal: +1
+    attempts        INTEGER NOT NULL DEFAULT 0,  -- POSTs of this round without a final answer
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT,                        -- an error code, never personal data
+    outcome         TEXT,                        -- JSON: {"application": …} | {"refusal": …}
+    synced          INTEGER NOT NULL DEFAULT 1,  -- 0: the parent's state may not follow yet
+    session         BLOB,                        -- sealed; dropped once synced
+    body            BLOB,                        -- sealed POST body, the same on every attempt
+    summary         BLOB,                        -- sealed application_summary for the record
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+-- One application on its way per parent; the worker's queue; the follow-ups after a crash.
+CREATE UNIQUE INDEX IF NOT EXISTS submissions_open ON submissions(user_id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS submissions_due ON submissions(next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS submissions_unsynced ON submissions(id) WHERE synced = 0;
+"""
+
+_BEGIN_SUBMISSION = """
+INSERT INTO submissions (idempotency_key, user_id, chat_id, status, session, body, summary,
+                         next_attempt_at, created_at, updated_at)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+ON CONFLICT (idempotency_key) DO UPDATE SET
+    status = 'pending', round = submissions.round + 1, chat_id = excluded.chat_id,
+    session = excluded.session, body = excluded.body, summary = excluded.summary,
+    attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL,
+    outcome = NULL, synced = 1, updated_at = excluded.updated_at
+WHERE submissions.status = 'refused' AND submissions.user_id = excluded.user_id
+"""
+
+_SELECT_SUBMISSION = (
+    "SELECT id, idempotency_key, user_id, chat_id, status, round, attempts, next_attempt_at,"
+    " last_error, outcome, synced, session, body, summary FROM submissions"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One application on its way to the voucher service: a row of `submissions`."""
+
+    id: int
+    key: str  # the Idempotency-Key every POST of this row carries
+    user_id: int
+    chat_id: int
+    status: str  # pending | done | refused
+    round: int
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    outcome: dict[str, Any] | None
+    synced: bool
+    session: str | None = None  # None once the row is settled and synced
+    body: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None

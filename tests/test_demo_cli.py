@@ -44,11 +44,12 @@ SCRIPT = f"""\
 # Telegram, in Kazakh
 3
 1
-# the three consents, then Submit
+# the three consents, then Submit; the number comes from the submitter, a moment later
 1
 2
 3
 5
+/wait тіркеуге жіберілді
 /quit
 """
 

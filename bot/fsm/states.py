@@ -39,6 +39,8 @@ class ApplicationForm(StatesGroup):
     # step 5: review and submit
     review = State()
     submitted = State()
+    # Submit saved the application; the submitter (services/submitter.py) is sending it.
+    submitting = State()
 
 
 F_ = ApplicationForm
@@ -66,6 +68,7 @@ STEP_OF: dict[str, int] = {
     F_.notify_language.state: 4,
     F_.review.state: 5,
     F_.submitted.state: 5,
+    F_.submitting.state: 5,
 }
 
 ALL_STATES: tuple[str, ...] = tuple(s.state for s in ApplicationForm.__all_states__)

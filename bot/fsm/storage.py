@@ -11,6 +11,11 @@ Concurrency: the storage keeps its own asyncio lock per key instead of relying o
 event isolation. Background jobs (/forget, staff tools) touch FSM rows outside update handling,
 and `update_data` must stay atomic even with `DisabledEventIsolation` (aiogram's default).
 Different keys never wait for each other; the single connection serialises the disk writes.
+
+Personal data: FSM data (a phone, an IIN waiting for its consent…) is sealed with the
+`DataCipher` given to `open` (AES-GCM bound to the row's key, services/crypto.py). The cache
+holds the clear JSON, so each record is decrypted once on load and encrypted on each write.
+States are step names, not personal data, and stay plain for the staff figures.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,9 @@ import aiosqlite
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+
+from services.clock import Clock, SystemClock
+from services.crypto import DataCipher, row_context
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fsm_records (
@@ -39,8 +48,8 @@ CREATE TABLE IF NOT EXISTS fsm_records (
     business_connection_id TEXT    NOT NULL,  -- None stored as ''
     destiny                TEXT    NOT NULL,
     state                  TEXT,
-    data                   TEXT    NOT NULL,  -- a JSON object
-    updated_at             INTEGER NOT NULL,  -- unix seconds, for future clean-up of drafts
+    data                   BLOB    NOT NULL,  -- a JSON object, sealed (clear without a cipher)
+    updated_at             INTEGER NOT NULL,  -- unix seconds (the clock's), for the retention job
     PRIMARY KEY (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny)
 ) WITHOUT ROWID
 """
@@ -53,12 +62,17 @@ _DELETE = f"DELETE FROM fsm_records WHERE {_KEY_WHERE}"
 _UPSERT = """
 INSERT INTO fsm_records (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny,
                          state, data, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(strftime('%s', 'now') AS INTEGER))
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny)
 DO UPDATE SET state = excluded.state, data = excluded.data, updated_at = excluded.updated_at
 """
 _COUNT_BY_STATE = "SELECT state, COUNT(*) FROM fsm_records WHERE state IS NOT NULL GROUP BY state"
 _EMPTY_DATA = "{}"
+_DATA_COLUMN = "fsm_records.data"
+
+
+def _unix(ts: datetime) -> int:
+    return int(ts.timestamp())
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,39 +152,63 @@ def _state_name(state: StateType) -> str | None:
 class SQLiteStorage(BaseStorage):
     """FSM storage: one SQLite row per StorageKey, cached in memory, written through on change."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        cache_size: int = 10_000,
+        cipher: DataCipher | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         """Wrap an open connection; use `SQLiteStorage.open` instead of calling this directly."""
         self._conn = conn
         self._cache_size = cache_size
+        self._cipher = cipher
+        self._clock: Clock = clock or SystemClock()
         # LRU: the database is always current, so evicting a record only costs a later read.
         self._cache: OrderedDict[StorageKey, _Record] = OrderedDict()
         self._locks: dict[StorageKey, _KeyLock] = {}
 
     @classmethod
-    async def open(cls, path: Path, *, cache_size: int = 10_000) -> SQLiteStorage:
-        """Open (creating if needed) the storage in the SQLite file at `path`."""
+    async def open(
+        cls,
+        path: Path,
+        *,
+        cache_size: int = 10_000,
+        cipher: DataCipher | None = None,
+        clock: Clock | None = None,
+    ) -> SQLiteStorage:
+        """Open (creating if needed) the storage in the SQLite file at `path`.
+
+        Without `cipher` the data stays in clear: for tests of the storage alone; the bot
+        always passes one (`bot.app.open_app`).
+        """
         # isolation_level=None: autocommit, each statement is its own durable transaction.
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute_fetchall("PRAGMA journal_mode = WAL")
             await conn.execute_fetchall("PRAGMA synchronous = FULL")
             await conn.execute_fetchall("PRAGMA busy_timeout = 5000")
+            await conn.execute_fetchall("PRAGMA secure_delete = ON")
             await conn.execute_fetchall("PRAGMA foreign_keys = ON")
             await conn.execute_fetchall(_SCHEMA)
+            storage = cls(conn, cache_size=cache_size, cipher=cipher, clock=clock)
+            await storage._seal_old_rows()
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, cache_size=cache_size)
+        return storage
 
     async def close(self) -> None:
         """Close the database connection; safe to call twice."""
         await self._conn.close()
         self._cache.clear()
 
-    async def pragmas(self) -> dict[str, int | str]:
-        """The connection's effective journal_mode, synchronous, busy_timeout and foreign_keys."""
+    async def pragmas(self, *names: str) -> dict[str, int | str]:
+        """The connection's effective pragmas: `names`, or journal_mode, synchronous,
+        busy_timeout and foreign_keys."""
         result: dict[str, int | str] = {}
-        for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
+        for name in names or ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
             rows = list(await self._conn.execute_fetchall(f"PRAGMA {name}"))
             result[name] = rows[0][0]
         return result
@@ -219,6 +257,36 @@ class SQLiteStorage(BaseStorage):
         async with self._locked(key):
             await self._write(key, _ABSENT)
 
+    async def forget_user(self, user_id: int) -> int:
+        """Remove every key of this user (all chats, threads, destinies): /forget and retention."""
+        for key in [k for k in self._cache if k.user_id == user_id]:
+            del self._cache[key]
+        rows = await self._conn.execute_fetchall(
+            "DELETE FROM fsm_records WHERE user_id = ? RETURNING 1", (user_id,)
+        )
+        # Evicted again: a read that was loading one of these keys may have cached it meanwhile.
+        for key in [k for k in self._cache if k.user_id == user_id]:
+            del self._cache[key]
+        return len(list(rows))
+
+    async def users_touched_since(self, since: datetime) -> set[int]:
+        """Users with a key written at or after `since` (they are still at it)."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT DISTINCT user_id FROM fsm_records WHERE updated_at >= ?",
+            (_unix(since),),
+        )
+        return {int(row[0]) for row in rows}
+
+    async def purge_untouched(self, before: datetime) -> set[int]:
+        """Delete every key not written since `before`; returns the users they belonged to."""
+        rows = await self._conn.execute_fetchall(
+            "DELETE FROM fsm_records WHERE updated_at < ? RETURNING user_id", (_unix(before),)
+        )
+        users = {int(row[0]) for row in rows}
+        for key in [k for k in self._cache if k.user_id in users]:
+            del self._cache[key]
+        return users
+
     async def keys_in_state(self) -> dict[str, int]:
         """Count the keys currently in each state (for staff digests)."""
         rows = await self._conn.execute_fetchall(_COUNT_BY_STATE)
@@ -254,8 +322,9 @@ class SQLiteStorage(BaseStorage):
         """Return the cached record, loading it from disk on a miss; caller holds the key lock."""
         record = self._cache.get(key)
         if record is None:
-            rows = list(await self._conn.execute_fetchall(_SELECT, _key_params(key)))
-            record = _Record(rows[0][0], rows[0][1]) if rows else _ABSENT
+            params = _key_params(key)
+            rows = list(await self._conn.execute_fetchall(_SELECT, params))
+            record = _Record(rows[0][0], self._open(rows[0][1], params)) if rows else _ABSENT
             self._remember(key, record)
         return record
 
@@ -266,9 +335,62 @@ class SQLiteStorage(BaseStorage):
             # A cleared key (state None, data {}) needs no row: keeps the table to live drafts.
             await self._conn.execute_fetchall(_DELETE, params)
         else:
-            await self._conn.execute_fetchall(_UPSERT, (*params, record.state, record.data_json))
+            await self._conn.execute_fetchall(
+                _UPSERT,
+                (
+                    *params,
+                    record.state,
+                    self._seal(record.data_json, params),
+                    _unix(self._clock.now()),
+                ),
+            )
         # Only after the statement succeeded, so a failed write never poisons the cache.
         self._remember(key, record)
+
+    def _seal(self, data_json: str, params: tuple[object, ...]) -> str | bytes:
+        if self._cipher is None:
+            return data_json
+        return self._cipher.encrypt_text(data_json, row_context(_DATA_COLUMN, *params))
+
+    def _open(self, stored: str | bytes, params: tuple[object, ...]) -> str:
+        if isinstance(stored, str):
+            if self._cipher is not None:
+                # `_seal_old_rows` sealed every clear row at open: one now was injected.
+                raise ValueError(f"{_DATA_COLUMN}: a value in clear where a sealed one belongs")
+            return stored
+        if self._cipher is None:
+            raise ValueError(f"{_DATA_COLUMN} is encrypted: DATA_KEY is needed to read it")
+        return self._cipher.decrypt_text(stored, row_context(_DATA_COLUMN, *params))
+
+    async def _seal_old_rows(self) -> None:
+        """At open: seal rows written in clear (older files) or with a retired key."""
+        cipher = self._cipher
+        if cipher is None:
+            return
+        rows = await self._conn.execute_fetchall(
+            "SELECT bot_id, chat_id, user_id, thread_id, business_connection_id, destiny, data"
+            " FROM fsm_records WHERE typeof(data) != 'blob' OR substr(data, 2, 8) != ?",
+            (cipher.key_id,),
+        )
+        updates = []
+        for *params, stored in rows:
+            # Clear data is always stored as text; a blob opens with a known key or stops here.
+            clear = (
+                stored
+                if isinstance(stored, str)
+                else cipher.decrypt_text(stored, row_context(_DATA_COLUMN, *params))
+            )
+            updates.append((self._seal(clear, tuple(params)), *params))
+        if updates:
+            await self._conn.execute("BEGIN")
+            try:
+                await self._conn.executemany(
+                    f"UPDATE fsm_records SET data = ? WHERE {_KEY_WHERE}", updates
+                )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
 
     def _remember(self, key: StorageKey, record: _Record) -> None:
         self._cache[key] = record

@@ -11,6 +11,7 @@ from aiogram import Router
 from bot.handlers import (
     choice,
     common,
+    forget,
     identity,
     notifications,
     phone,
@@ -27,6 +28,7 @@ _STEPS = (start, phone, identity, choice, notifications, review)
 def create_routers() -> list[Router]:
     return [
         common.create_commands_router(),
+        forget.create_router(),
         # Routers that own commands come before the unknown-command catcher.
         status.create_router(),
         staff.create_router(),

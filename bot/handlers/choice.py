@@ -55,6 +55,7 @@ from services.documents import (
     extension_for,
     size_problem,
 )
+from services.hostile_text import for_display
 from services.voucher.errors import (
     AgeOutOfRange,
     DocumentRequired,
@@ -379,7 +380,8 @@ async def ask_provider(view: StepView) -> None:
 
 async def on_search(message: Message, view: StepView) -> None:
     """Typed text searches provider names in both languages."""
-    query = " ".join((message.text or "").split())[:QUERY_MAX]
+    # Invisible and control characters dropped: an RTL override would turn our own line around.
+    query = for_display(message.text or "", QUERY_MAX)
     if not query:
         await view.ask()
         return

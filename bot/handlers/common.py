@@ -73,6 +73,10 @@ async def on_cancel(message: Message, view: StepView) -> None:
     if await view.current() in _NO_DRAFT:
         await view.send(view.tr("cancel-nothing"), header=False)
         return
+    if await view.current() == ApplicationForm.submitting.state:
+        # The submitter has it: the application will exist whatever the draft says.
+        await view.send(view.tr("submission-no-cancel"), header=False)
+        return
     await view.send(view.tr("cancel-confirm"), cancel_keyboard(view.tr), header=False)
 
 
@@ -85,6 +89,9 @@ async def on_cancel_answer(
         return
     if not callback_data.confirm:
         await view.ask()
+        return
+    if await view.current() == ApplicationForm.submitting.state:
+        await view.send(view.tr("submission-no-cancel"), header=False)
         return
     background = view.services.background
     if background is not None:

@@ -43,6 +43,7 @@ from bot.keyboards.identity import (
 )
 from bot.view import Prompt, StepView, esc
 from services.clock import almaty, format_date, format_time
+from services.hostile_text import strip_invisible
 from services.validation import IinInfo, InvalidIin, age_on, mask_tail, parse_iin
 from services.voucher.errors import (
     ConsentRequired,
@@ -148,8 +149,9 @@ async def _ask_confirm(view: StepView, who: str) -> None:
 async def on_iin(message: Message, view: StepView) -> None:
     """A typed IIN: checked here first, then 1414 is asked for consent."""
     who = WHO_OF[await view.current() or ""]
-    # Parents copy IINs with spaces ("8710 0840 1427"); nothing else is silently dropped.
-    iin = "".join((message.text or "").split())
+    # Parents copy IINs with spaces ("8710 0840 1427") and invisible marks (from PDFs, banking
+    # apps); both are dropped, nothing else is (other scripts' digits: `iin-error-not_digits`).
+    iin = "".join(strip_invisible(message.text or "").split())
     try:
         info = parse_iin(iin)
     except InvalidIin as exc:

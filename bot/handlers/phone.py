@@ -3,6 +3,10 @@
 phone ──(own contact | typed KZ mobile, POST /otp)──▶ otp ──(right code)──▶ parent_iin
   ▲                                                    │ wrong → attempts left
   └──────────────── change number ◀────────────────────┘ expired/locked → resend after cooldown
+
+Whatever the service allows, the bot keeps its own limits per Telegram user and per phone
+(`services/otp_guard.py`): 5 wrong codes per code, 60 s between codes, a lockout after an
+exhausted code that doubles each time; a refused try never reaches the service.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from bot.filters import HasContact, HasText
 from bot.fsm.states import ApplicationForm
 from bot.keyboards.phone import OtpAction, contact_keyboard, otp_keyboard
 from bot.view import Prompt, StepView
-from services.clock import format_time
+from services.clock import format_datetime, format_time
+from services.hostile_text import has_foreign_digits, strip_invisible
+from services.otp_guard import OtpGuard, Refusal
 from services.validation import InvalidPhone, is_ascii_digits, normalize_phone
 from services.voucher.errors import (
     NotFound,
@@ -58,18 +64,25 @@ async def ask_code(view: StepView) -> None:
     await view.send(view.tr("otp-ask", phone=_pretty(phone)), otp_keyboard(view.tr))
 
 
-async def on_contact(message: Message, view: StepView) -> None:
+async def on_contact(message: Message, view: StepView, otp_guard: OtpGuard | None = None) -> None:
     """A shared contact is accepted only if it is the parent's own."""
     contact = message.contact
     if contact is None or contact.user_id != message.from_user.id:
         await view.send(view.tr("phone-not-own-contact"), contact_keyboard(view.tr))
         return
-    await _accept_phone(view, contact.phone_number)
+    await _accept_phone(view, contact.phone_number, otp_guard)
 
 
-async def on_phone_typed(message: Message, view: StepView) -> None:
+async def on_phone_typed(
+    message: Message, view: StepView, otp_guard: OtpGuard | None = None
+) -> None:
     """A typed number: the ed24 number may differ from the Telegram one; the code proves it."""
-    await _accept_phone(view, message.text or "")
+    # Copied numbers carry invisible marks; digits of other scripts get their own answer.
+    typed = strip_invisible(message.text or "")
+    if has_foreign_digits(typed):
+        await view.send(view.tr("abuse-foreign-digits"), contact_keyboard(view.tr))
+        return
+    await _accept_phone(view, typed, otp_guard)
 
 
 async def on_phone_other(message: Message, view: StepView) -> None:
@@ -78,17 +91,22 @@ async def on_phone_other(message: Message, view: StepView) -> None:
     await ask_phone(view)
 
 
-async def _accept_phone(view: StepView, raw: str) -> None:
+async def _accept_phone(view: StepView, raw: str, guard: OtpGuard | None) -> None:
     try:
         phone = normalize_phone(raw)
     except InvalidPhone as exc:
         await view.send(view.tr(f"phone-error-{exc.reason.value}"), contact_keyboard(view.tr))
         return
     await view.state.update_data(phone=phone)
-    await _send_code(view, phone)
+    await _send_code(view, phone, guard)
 
 
-async def _send_code(view: StepView, phone: str) -> None:
+async def _send_code(view: StepView, phone: str, guard: OtpGuard | None) -> None:
+    # The bot's own limits first: a locked-out user or phone does not even reach the service.
+    refusal = await guard.may_request(view.user_id, phone) if guard is not None else None
+    if refusal is not None:
+        await _say_refused(view, refusal)
+        return
     try:
         async with view.typing():
             otp = await view.voucher.request_otp(phone)
@@ -106,6 +124,8 @@ async def _send_code(view: StepView, phone: str) -> None:
     except VoucherError as exc:
         await explain_failure(view, exc)
         return
+    if guard is not None:
+        await guard.requested(view.user_id, phone, otp.otp_id)
     now = view.services.clock.now()
     await view.state.update_data(
         phone=phone,
@@ -117,9 +137,11 @@ async def _send_code(view: StepView, phone: str) -> None:
     await ask_code(view)
 
 
-async def on_code(message: Message, view: StepView) -> None:
+async def on_code(message: Message, view: StepView, otp_guard: OtpGuard | None = None) -> None:
     """Check the code with the voucher service; on success the session opens step 2."""
-    code = (message.text or "").strip().replace(" ", "")
+    # Invisible marks from a copied code are dropped; other scripts' digits get `otp-format`,
+    # which names 0–9 (the service takes nothing else).
+    code = strip_invisible(message.text or "").strip().replace(" ", "")
     if len(code) != 4 or not is_ascii_digits(code):
         await view.send(view.tr("otp-format"), otp_keyboard(view.tr))
         return
@@ -128,13 +150,29 @@ async def on_code(message: Message, view: StepView) -> None:
     if not otp_id or not phone:
         await view.goto(S.phone)
         return
+    guard = otp_guard  # may be None where the app was built without one (bare Dispatchers)
+    refusal = await guard.may_verify(view.user_id, phone, otp_id) if guard is not None else None
+    if refusal is not None:
+        await _say_refused(view, refusal, data)
+        return
     try:
         async with view.typing():
             verified = await view.voucher.verify_otp(otp_id, code)
     except OtpInvalid as exc:
-        await view.send(view.tr("otp-wrong", attempts=exc.attempts_left), otp_keyboard(view.tr))
+        attempts = exc.attempts_left
+        if guard is not None:
+            counted = await guard.wrong(view.user_id, phone, otp_id)
+            if counted.refusal is not None:
+                await _say_refused(view, counted.refusal, data)
+                return
+            attempts = min(attempts, counted.left)
+        await view.send(view.tr("otp-wrong", attempts=attempts), otp_keyboard(view.tr))
         return
     except OtpLocked:
+        if guard is not None:
+            # The service's count ran out: the bot stops calling it for this code too.
+            await _say_refused(view, await guard.exhaust(view.user_id, phone, otp_id), data)
+            return
         await view.send(view.tr("otp-locked", time=_resend_time(view, data)), otp_keyboard(view.tr))
         return
     except (OtpExpired, NotFound):
@@ -145,6 +183,8 @@ async def on_code(message: Message, view: StepView) -> None:
     except VoucherError as exc:
         await explain_failure(view, exc)
         return
+    if guard is not None:
+        await guard.verified(view.user_id, phone)
     expires = view.services.clock.now() + timedelta(seconds=verified.expires_in)
     await view.state.update_data(otp_id=None, otp_resend_at=None)
     await view.save(phone=phone, session=verified.session, session_expires_at=expires.isoformat())
@@ -157,7 +197,12 @@ async def on_code_other(message: Message, view: StepView) -> None:
     await view.send(view.tr("otp-format"), otp_keyboard(view.tr))
 
 
-async def on_otp_action(query: CallbackQuery, callback_data: OtpAction, view: StepView) -> None:
+async def on_otp_action(
+    query: CallbackQuery,
+    callback_data: OtpAction,
+    view: StepView,
+    otp_guard: OtpGuard | None = None,
+) -> None:
     """Resend the code (after the cooldown) or go back to change the number."""
     if callback_data.action == "change":
         await view.goto(S.phone)
@@ -176,13 +221,33 @@ async def on_otp_action(query: CallbackQuery, callback_data: OtpAction, view: St
     if not phone:
         await view.goto(S.phone)
         return
-    await _send_code(view, phone)
+    await _send_code(view, phone, otp_guard)
 
 
 async def _say_wait(view: StepView, seconds: float | None) -> None:
     wait = max(1, int(seconds or 60))
     when = view.services.clock.now() + timedelta(seconds=wait)
     await view.send(view.tr("otp-wait", seconds=wait, time=format_time(when)), header=False)
+
+
+async def _say_refused(
+    view: StepView, refusal: Refusal, data: dict[str, str] | None = None
+) -> None:
+    """The bot's own OTP limits, with the time the parent may try again."""
+    now = view.services.clock.now()
+    if refusal.reason == "cooldown":
+        await _say_wait(view, (refusal.until - now).total_seconds())
+        return
+    when = refusal.until
+    resend_at = (data or {}).get("otp_resend_at")
+    if resend_at:
+        when = max(when, datetime.fromisoformat(resend_at))
+    # Lockouts grow to a day: past a few hours the time alone could mean tomorrow.
+    shown = format_time(when) if when - now < timedelta(hours=6) else format_datetime(when)
+    if refusal.reason == "locked":
+        await view.send(view.tr("abuse-otp-locked", time=shown), header=False)
+    else:  # this code is used up: the same words as when the service locks it
+        await view.send(view.tr("otp-locked", time=shown), otp_keyboard(view.tr))
 
 
 def _resend_time(view: StepView, data: dict[str, str]) -> str:

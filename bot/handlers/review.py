@@ -3,12 +3,16 @@
 review ──(tick ⬜/✅ in place)──▶ review
    │ Edit ──▶ section menu ──▶ phone | parent_iin | child_iin | queue_type | provider
    │                           | notify_channel   (draft.editing: the section returns here)
-   └─(Submit, all three ticked, POST /applications with the draft's Idempotency-Key)──▶ submitted
-        duplicate / intake closed / unavailable → stay at review, draft and key kept
+   └─(Submit, all three ticked: the submission saved with the draft's Idempotency-Key)──▶
+      submitting ──(the submitter's answer, services/submitter.py + bot/submissions.py)──▶
+        submitted (the number, through the outbox)
+        duplicate / intake closed / refused → review, draft and key kept
         age out of range → group; document required → disability_doc; session → phone
 
-The Idempotency-Key is made once per draft and stored before the first POST, so Retry, a double
-tap or a restart after an unanswered POST can never create a second application.
+Submit answers at once ("saved, sending"): the POST itself is the submitter's, which retries
+until the voucher service gives a final answer. The Idempotency-Key is made once per draft and
+stored before the submission row, so Retry, a double tap or a restart can never create a second
+application; while a submission is on its way every review button says so.
 """
 
 from __future__ import annotations
@@ -30,8 +34,6 @@ from bot.keyboards.review import (
     EditSection,
     ReviewAction,
     edit_keyboard,
-    fix_keyboard,
-    resubmit_keyboard,
     review_keyboard,
     submitted_keyboard,
 )
@@ -46,23 +48,10 @@ from services.application import (
     missing_sections,
     new_idempotency_key,
     next_child_draft,
-    section_for_fields,
     session_is_live,
 )
 from services.clock import format_datetime
-from services.voucher.errors import (
-    AgeOutOfRange,
-    ConsentMissing,
-    DocumentRequired,
-    DuplicateApplication,
-    IdempotencyKeyReused,
-    IntakeClosed,
-    ServiceUnavailable,
-    SessionInvalid,
-    ValidationFailed,
-    VoucherError,
-)
-from services.voucher.models import ApplicationCreated
+from services.voucher.errors import SessionInvalid
 
 log = logging.getLogger("kezek.bot.review")
 
@@ -92,6 +81,10 @@ def create_router() -> Router:
         on_another_child, AnotherChild.filter(), StateFilter(S.submitted)
     )
     router.message.register(on_submitted_other, StateFilter(S.submitted))
+    # While the submitter sends it, a review button (a double tap) or text says so; no new POST.
+    for data in (ConsentToggle, ReviewAction, EditSection):
+        router.callback_query.register(on_while_sending, data.filter(), StateFilter(S.submitting))
+    router.message.register(on_submitting_other, StateFilter(S.submitting))
     return router
 
 
@@ -100,6 +93,9 @@ def create_router() -> Router:
 
 async def ask_review(view: StepView) -> None:
     """Show the generated application with the consent toggles; safe to re-run at any time."""
+    if await _still_sending(view):
+        await view.goto(S.submitting)
+        return
     draft = await view.draft()
     missing = missing_sections(draft)
     if missing:
@@ -123,6 +119,21 @@ async def ask_submitted(view: StepView) -> None:
     await view.send(_submitted_text(view, application), submitted_keyboard(view.tr))
 
 
+async def ask_submitting(view: StepView) -> None:
+    """Saved and on its way: the number comes by itself; safe to re-run at any time."""
+    # The same test as ask_review's (a pending row of this parent), so the two never bounce.
+    if await _still_sending(view):
+        await view.send(view.tr("submission-sending"))
+        return
+    key = (await view.draft()).get("idempotency_key")
+    submission = await view.store.submission(key) if key else None
+    if submission is not None and submission.status == "done":
+        # The answer came (a restart may have cut off the rest): show the number.
+        await view.goto(S.submitted)
+        return
+    await view.goto(S.review)
+
+
 async def on_another_child(query: CallbackQuery, view: StepView) -> None:
     """A new draft for another child: the phone and the parent's data carry over."""
     draft = await view.draft()
@@ -139,6 +150,9 @@ async def on_another_child(query: CallbackQuery, view: StepView) -> None:
 
 async def on_toggle(query: CallbackQuery, callback_data: ConsentToggle, view: StepView) -> None:
     """Tick or untick one consent and redraw the review in place."""
+    if await _still_sending(view):
+        await on_while_sending(query, view)
+        return
     if callback_data.item not in CONSENTS:
         await view.send(view.tr("button-outdated"), header=False)
         await ask_review(view)
@@ -152,6 +166,9 @@ async def on_toggle(query: CallbackQuery, callback_data: ConsentToggle, view: St
 
 async def on_action(query: CallbackQuery, callback_data: ReviewAction, view: StepView) -> None:
     """*Edit* opens the section menu, *Show* restores the review, *Submit* sends."""
+    if await _still_sending(view):
+        await on_while_sending(query, view)
+        return
     draft = await view.draft()
     if callback_data.action == "edit":
         text = _review_text(view, draft) + "\n\n" + view.tr("review-edit-choose")
@@ -168,6 +185,9 @@ async def on_action(query: CallbackQuery, callback_data: ReviewAction, view: Ste
 
 async def on_edit_section(query: CallbackQuery, callback_data: EditSection, view: StepView) -> None:
     """Open a section with `editing` set, so its last step returns here."""
+    if await _still_sending(view):
+        await on_while_sending(query, view)
+        return
     try:
         section = Section(callback_data.section)
     except ValueError:
@@ -195,6 +215,19 @@ async def on_submitted_other(message: Message, view: StepView) -> None:
     await ask_submitted(view)
 
 
+async def on_while_sending(query: CallbackQuery, view: StepView) -> None:
+    """A second *Submit* (or any review button) while it is on its way: no second one."""
+    if await view.current() != S.submitting.state:
+        await view.state.set_state(S.submitting)
+        await view.store.update_draft(view.user_id, step=S.submitting.state)
+    await view.send(view.tr("submission-already-sending"), header=False)
+
+
+async def on_submitting_other(message: Message, view: StepView) -> None:
+    """Text while the application is on its way: say so again."""
+    await ask_submitting(view)
+
+
 # --- submit ---------------------------------------------------------------------------------
 
 
@@ -207,89 +240,39 @@ async def _submit(query: CallbackQuery, view: StepView, draft: dict[str, Any]) -
     if missing:
         await _send_to_section(view, missing[0])
         return
-    try:
-        async with view.typing():
-            created = await _post(view, draft)
-    except DuplicateApplication as exc:
-        text = view.tr("review-duplicate", number=esc(exc.number))
-        await view.send(text, fix_keyboard(view.tr), header=False)
-    except IntakeClosed:
-        queue = (draft.get("preview") or {}).get("queue", {}).get("title", {})
-        text = view.tr("review-intake-closed", queue=esc(queue.get(view.locale, "")))
-        await view.send(text, resubmit_keyboard(view.tr), header=False)
-    except ConsentMissing:
-        # Only when the service disagrees with the ticks we sent: name every one it needs.
-        await _refuse_consents(query, view, draft, missing_consents(draft) or list(CONSENTS))
-    except AgeOutOfRange:
+    if _session_over(view, draft):
+        # Known before any POST: the service would only answer session_invalid.
         await view.save(editing=True)
-        await view.send(view.tr("review-age-out-of-range"), header=False)
-        await view.goto(S.group)
-    except DocumentRequired:
-        await view.save(editing=True)
-        await view.send(view.tr("review-document-required"), header=False)
-        await view.goto(S.disability_doc)
-    except ValidationFailed as exc:
-        section = section_for_fields([e.get("field", "") for e in exc.errors])
-        text = (
-            view.tr("review-validation-error", section=view.tr(f"review-section-{section.value}"))
-            if section is not None
-            else view.tr("review-validation-error-general")
-        )
-        await view.send(text, fix_keyboard(view.tr), header=False)
-    except ServiceUnavailable:
-        # The draft and its Idempotency-Key stay: Retry sends the very same request again.
-        await view.send(view.tr("review-not-sent"), resubmit_keyboard(view.tr))
-    except SessionInvalid as exc:
-        # A fresh code opens a new session; `editing` brings the parent back to this review.
-        await view.save(editing=True)
-        await explain_failure(view, exc)
-    except VoucherError as exc:
-        await explain_failure(view, exc)
-    else:
-        await _accepted(view, draft, created)
-
-
-async def _post(view: StepView, draft: dict[str, Any]) -> ApplicationCreated:
+        await explain_failure(view, SessionInvalid(401, "the ed24 session has ended"))
+        return
     key = draft.get("idempotency_key")
     if not key:
-        # Stored before the first POST: whatever happens to this request, a repeat reuses it.
+        # Stored before the submission row: whatever happens next, a repeat reuses it.
         key = new_idempotency_key()
-        await view.save(idempotency_key=key)
-    request = build_request(draft, view.chat_id)
-    session = draft["session"]
-    try:
-        return await view.voucher.submit_application(session, key, request)
-    except IdempotencyKeyReused:
-        # The key already stands for another body: an earlier POST whose answer never came
-        # back, after which the parent edited the application. That request is settled
-        # upstream; this one is a different request and gets its own key (a duplicate child
-        # and queue is still refused by the service as `duplicate_application`).
-        log.warning("idempotency key held another body; sending with a new key")
-        key = new_idempotency_key()
-        await view.save(idempotency_key=key)
-        return await view.voucher.submit_application(session, key, request)
-
-
-async def _accepted(view: StepView, draft: dict[str, Any], created: ApplicationCreated) -> None:
-    application = {
-        "id": created.id,
-        "number": created.number,
-        "submitted_at": created.submitted_at.isoformat(),
-    }
-    # The record first, then the state: a crash in between leaves the review with the same
-    # key, and the next *Submit* gets the same application back from the service.
-    await view.save(application=application)
-    await view.store.add_application(
-        application_id=created.id,
+        draft = await view.save(idempotency_key=key)
+    submission, opened = await view.store.begin_submission(
+        key=key,
         user_id=view.user_id,
         chat_id=view.chat_id,
-        number=created.number,
-        status=created.status,
-        submitted_at=created.submitted_at,
-        summary=application_summary(draft, created.status),
+        session=draft["session"],
+        body=build_request(draft, view.chat_id).model_dump(mode="json"),
+        summary=application_summary(draft, "submitted"),
     )
-    log.info("application %s submitted", created.number)
-    await view.goto(S.submitted)
+    if not opened and submission.status == "done":
+        # Answered already (a restart cut off the rest): the state catches up, nothing is sent.
+        number = ((submission.outcome or {}).get("application") or {}).get("number", "")
+        await view.state.set_state(S.submitted)
+        await view.store.update_draft(view.user_id, step=S.submitted.state)
+        await view.send(view.tr("review-already-sent", number=esc(number)), header=False)
+        return
+    if not opened:
+        await on_while_sending(query, view)
+        return
+    submitter = view.services.submitter
+    if submitter is not None:
+        submitter.wake()
+    log.info("submission %d saved; the submitter sends it", submission.id)
+    await view.goto(S.submitting)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -312,6 +295,16 @@ async def _refuse_consents(
     await view.edit(query.message, text, review_keyboard(view.tr, draft.get("consents") or {}))
 
 
+async def _still_sending(view: StepView) -> bool:
+    """True while this parent's application is on its way (the submitter has it)."""
+    return await view.store.open_submission(view.user_id) is not None
+
+
+def _session_over(view: StepView, draft: dict[str, Any]) -> bool:
+    expires = draft.get("session_expires_at")
+    return bool(expires) and datetime.fromisoformat(str(expires)) <= view.services.clock.now()
+
+
 async def _send_to_section(view: StepView, section: Section) -> None:
     """A part the application needs is missing: fill it in, then come back to the review."""
     await view.save(editing=True)
@@ -323,4 +316,5 @@ async def _send_to_section(view: StepView, section: Section) -> None:
 PROMPTS: dict[str, Prompt] = {
     S.review.state: ask_review,
     S.submitted.state: ask_submitted,
+    S.submitting.state: ask_submitting,
 }

@@ -67,6 +67,7 @@ digest-step-preview = кезекті алдын ала есептеу
 digest-step-notify-channel = хабарлау тәсілі
 digest-step-notify-language = хабарламалар тілі
 digest-step-review = өтінішті тексеру және жіберу
+digest-step-submitting = өтініш ваучер қызметіне жіберіліп жатыр
 
 digest-blocked = 🚫 Ботты бұғаттаған ата-аналар: { $n }
 digest-blocked-none = 🚫 Ботты ешкім бұғаттаған жоқ.

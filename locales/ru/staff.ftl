@@ -91,6 +91,7 @@ digest-step-preview = предварительный расчёт очереди
 digest-step-notify-channel = способ уведомлений
 digest-step-notify-language = язык уведомлений
 digest-step-review = проверка и отправка заявления
+digest-step-submitting = заявление отправляется в сервис ваучеров
 
 digest-blocked = { NUMBER($n) ->
     [one] 🚫 { $n } родитель заблокировал бота.

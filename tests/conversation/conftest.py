@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.local_chat import LocalChat
 from bot.local_session import LocalBotSession
 from services.clock import FakeClock
+from services.crypto import generate_key
 from services.voucher.sandbox import SandboxConfig
 
 
@@ -28,6 +29,9 @@ def settings(tmp_path: Path) -> Settings:
         voucher_api_url="sandbox",
         database_path=tmp_path / "kezek.sqlite3",
         consent_poll_seconds=0.02,
+        # A scripted parent answers faster than any person; tests/bot/test_abuse.py turns it on.
+        flood_burst=0,
+        data_key=generate_key(),  # a throwaway key, as the demo makes: data is sealed at rest
     )
 
 

@@ -16,6 +16,7 @@ from bot.app import App
 from bot.local_chat import LocalChat
 from bot.local_session import Sent
 from tests.conversation.seed import PARENT_IIN, child_iin
+from tests.conversation.submitting import settle
 
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
 PHONE = "+77017771122"
@@ -31,6 +32,8 @@ class Journey:
     chat: LocalChat
     locale: str
     seen: list[Sent] = field(default_factory=list)
+    phone_number: str = PHONE
+    child_iin: str = CHILD_IIN
 
     def tr(self, msg_id: str, **args: object) -> str:
         return self.app.services.i18n.t(self.locale, msg_id, **args)
@@ -64,15 +67,16 @@ class Journey:
         await self.press(self.tr("btn-join-queue"))
 
     async def phone(self) -> None:
-        self._keep(await self.chat.share_contact(PHONE, own=True))
+        self._keep(await self.chat.share_contact(self.phone_number, own=True))
         voucher = self.app.services.voucher
-        code = next(m.otp_code for m in reversed(await voucher.sandbox_inbox(PHONE)) if m.otp_code)
+        inbox = await voucher.sandbox_inbox(self.phone_number)
+        code = next(m.otp_code for m in reversed(inbox) if m.otp_code)
         await self.send(code)
 
     async def _consent(self, iin: str) -> None:
         await self.send(iin)
         voucher = self.app.services.voucher
-        inbox = await voucher.sandbox_inbox(PHONE)
+        inbox = await voucher.sandbox_inbox(self.phone_number)
         consent_id = next(m.consent_id for m in reversed(inbox) if m.consent_id)
         await voucher.sandbox_answer_consent(consent_id, "yes")
         # Whether the background check or this button gets there first, the data card shows.
@@ -84,7 +88,7 @@ class Journey:
         await self._consent(PARENT_IIN)
 
     async def child(self) -> None:
-        await self._consent(CHILD_IIN)
+        await self._consent(self.child_iin)
 
     async def choice(self) -> None:
         await self.press(0)  # the general queue comes first in the catalogue
@@ -103,6 +107,13 @@ class Journey:
         for name in ("personal_data", "contact_use", "offer"):
             await self.press(self.tr(f"btn-consent-{name}"))
         await self.press(self.tr("btn-review-submit"))
+        await self.settle()
+
+    async def settle(self) -> None:
+        """The submitter and the outbox sender, run once: the number comes back to the chat."""
+        before = len(self.chat.history())
+        await settle(self.app)
+        self._keep(self.chat.history()[before:])
 
 
 def locale_fragments() -> dict[str, set[str]]:

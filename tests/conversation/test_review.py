@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from services.application import build_request
 from services.validation import age_on
 from services.voucher.models import Group, PreviewRequest, Provider
 from tests.conversation.seed import PARENT_IIN, PHONE, child_iin, seed_identity, set_state
+from tests.conversation.submitting import settle_chat
 
 S = ApplicationForm
 CHILD_IIN = child_iin()  # 15.03.2016: 10 years old on 1 September 2026
@@ -245,21 +246,37 @@ async def test_review_consents_and_submit(app: App, chat: LocalChat) -> None:
     assert edited.button_texts[:4] == [*(f"✅ {label}" for label in KK_CONSENTS), "✏️ Өзгерту"]
     assert await app.services.voucher.sandbox_list_applications() == []
 
-    # A double tap: two Submit presses arrive together.
+    # A double tap: two Submit presses arrive together. Both are answered at once; the
+    # application itself is sent by the submitter, once.
     submit = ReviewAction(action="submit").pack()
     first, second = await asyncio.gather(
         chat.press_data(submit, message_id=review.message_id),
         chat.press_data(submit, message_id=review.message_id),
     )
+    said = text_of(first + second)
+    assert said.startswith("Қадам 5/5 — Өтінішті тексеру")
+    assert "Өтініш сақталды және ваучер қызметіне жіберіліп жатыр" in said
+    assert "Өтініш жіберіліп жатыр — қайта басудың қажеті жоқ" in said
+    assert await state_of(app, chat) == S.submitting.state
+    key = (await draft_of(app, chat))["idempotency_key"]
+    pending = await app.services.store.submission(key)
+    assert pending is not None and pending.status == "pending"
+    assert await app.services.voucher.sandbox_list_applications() == []
+
+    confirmed = await settle_chat(app, chat)
     apps = await app.services.voucher.sandbox_list_applications()
     assert len(apps) == 1
     number = apps[0].number
-    said = text_of(first + second)
+    assert len(confirmed) == 1
+    said = confirmed[0].plain
+    assert said.startswith("Қадам 5/5 — Өтінішті тексеру")
     assert f"№ {number} өтінішіңіз тіркеуге жіберілді" in said
     assert "Жіберілген уақыты: 10.09.2026 10:00" in said
     assert "/start" in said
-    assert f"Бұл өтініш жіберіліп қойған: № {number}" in said
+    assert confirmed[0].button_texts == ["➕ Тағы бір балаға өтініш беру"]
     assert await state_of(app, chat) == S.submitted.state
+    done = await app.services.store.submission(key)
+    assert done is not None and (done.status, done.synced, done.body) == ("done", True, None)
 
     body = apps[0].body
     assert body == {
@@ -344,37 +361,49 @@ async def test_review_in_russian_and_after_language_change(app: App, chat_ru: Lo
     assert "ӨТІНІШ" in helped[-1].plain
 
 
-async def test_service_unavailable_keeps_draft_and_key(
+async def test_service_unavailable_keeps_trying_with_the_same_key(
     app: App, chat: LocalChat, no_backoff: list[float]
 ) -> None:
     await seed_choice(app, chat)
     await to_review(chat, "SMS", "Қазақ тілінде")
     await tick_all(chat, KK_CONSENTS)
     voucher = app.services.voucher
-    await voucher.sandbox_set_faults(failure_rate=1.0, retry_after=0)
+    await voucher.sandbox_set_faults(failure_rate=1.0, retry_after=30)
 
-    failed = shown(await chat.press(KK_SUBMIT))[-1]
-    assert failed.plain.startswith("Қадам 5/5")
-    assert "әлі жіберілген жоқ" in failed.plain
-    assert failed.button_texts == ["🔄 Қайталау", "◀️ Өтінішке оралу"]
+    saved = shown(await chat.press(KK_SUBMIT))[-1]
+    assert saved.plain.startswith("Қадам 5/5")
+    assert "Өтініш сақталды" in saved.plain
+    key = (await draft_of(app, chat))["idempotency_key"]
+
+    # The service is down: nothing to tell the parent, the submitter tries again later.
+    assert await settle_chat(app, chat) == []
     assert no_backoff, "the client retried the idempotent POST before giving up"
-    assert await state_of(app, chat) == S.review.state
+    assert await state_of(app, chat) == S.submitting.state
+    waiting = await app.services.store.submission(key)
+    assert waiting is not None and (waiting.status, waiting.attempts) == ("pending", 1)
+    # Retry-After (30 s) is honoured.
+    assert waiting.next_attempt_at >= app.services.clock.now() + timedelta(seconds=29)
     draft = await draft_of(app, chat)
-    key = draft["idempotency_key"]
     assert draft["consents"] == {"personal_data": True, "contact_use": True, "offer": True}
     assert "application" not in draft
 
-    # Still failing: the same key again.
-    await chat.press("🔄 Қайталау")
-    assert (await draft_of(app, chat))["idempotency_key"] == key
+    # Not due yet: no POST at all.
+    requests_before = len(no_backoff)
+    assert await settle_chat(app, chat) == []
+    assert len(no_backoff) == requests_before
+    # A tap meanwhile: already on its way.
+    again = text_of(await chat.press(KK_SUBMIT))
+    assert "қайта басудың қажеті жоқ" in again
 
     await voucher.sandbox_set_faults(failure_rate=0.0)
-    done = text_of(await chat.press("🔄 Қайталау"))
+    app.services.clock.advance(seconds=31)  # type: ignore[attr-defined]
+    done = text_of(await settle_chat(app, chat))
     apps = await voucher.sandbox_list_applications()
     assert len(apps) == 1
     assert f"№ {apps[0].number} өтінішіңіз тіркеуге жіберілді" in done
     draft = await draft_of(app, chat)
     assert draft["idempotency_key"] == key
+    assert await state_of(app, chat) == S.submitted.state
     # The application was created under that key: replaying it returns the same one.
     replay = await voucher.submit_application(
         draft["session"], key, build_request(draft, chat.chat_id)
@@ -389,12 +418,14 @@ async def test_duplicate_application_shows_the_first_number(app: App, chat: Loca
     await to_review(chat, "Телеграм", "Қазақ тілінде")
     await tick_all(chat, KK_CONSENTS)
     await chat.press(KK_SUBMIT)
+    await settle_chat(app, chat)
     first = (await app.services.voucher.sandbox_list_applications())[0]
 
     await fresh_draft(app, chat)
     await to_review(chat, "SMS", "Орыс тілінде")
     await tick_all(chat, KK_CONSENTS)
-    answer = shown(await chat.press(KK_SUBMIT))[-1]
+    await chat.press(KK_SUBMIT)
+    [answer] = await settle_chat(app, chat)
     assert f"өтініш № {first.number}" in answer.plain
     assert "Жаңа өтініш жасалған жоқ" in answer.plain
     assert "✏️ Өзгерту" in answer.button_texts
@@ -411,7 +442,8 @@ async def test_intake_closed_keeps_the_draft(app: App, chat: LocalChat) -> None:
     voucher = app.services.voucher
     await voucher.sandbox_set_faults(intake_closed=["general"])
 
-    closed = shown(await chat.press(KK_SUBMIT))[-1]
+    await chat.press(KK_SUBMIT)
+    [closed] = await settle_chat(app, chat)
     queue = seeded["preview"]["queue"]["title"]["kk"]
     assert f"«{queue}» кезегіне өтініш қабылдау қазір жабық" in closed.plain
     assert "жобасы сақталды" in closed.plain
@@ -419,9 +451,15 @@ async def test_intake_closed_keeps_the_draft(app: App, chat: LocalChat) -> None:
     assert await state_of(app, chat) == S.review.state
     key = (await draft_of(app, chat))["idempotency_key"]
 
+    assert closed.button_texts == ["🔄 Қайталау", "◀️ Өтінішке оралу"]
+    assert await app.services.outbox_counts() == {"waiting": 0, "failed": 1}  # type: ignore[misc]
+
     # When intake opens, Retry sends the kept draft with the same key.
     await voucher.sandbox_set_faults(intake_closed=[])
-    await chat.press("🔄 Қайталау")
+    saved = text_of(await chat.press("🔄 Қайталау"))
+    assert "Өтініш сақталды" in saved
+    assert await app.services.outbox_counts() == {"waiting": 1, "failed": 0}  # type: ignore[misc]
+    await settle_chat(app, chat)
     assert len(await voucher.sandbox_list_applications()) == 1
     assert (await draft_of(app, chat))["idempotency_key"] == key
     assert await state_of(app, chat) == S.submitted.state
@@ -502,13 +540,18 @@ async def test_expired_session_asks_for_the_phone_again(app: App, chat: LocalCha
     await to_review(chat, "Телеграм", "Қазақ тілінде")
     await tick_all(chat, KK_CONSENTS)
     app.services.clock.advance(seconds=3601)  # type: ignore[attr-defined]
-    said = text_of(await chat.press(KK_SUBMIT))
-    assert "ed24.kz сессиясының мерзімі бітті" in said
+    await chat.press(KK_SUBMIT)
+    [said] = await settle_chat(app, chat)
+    assert "ed24.kz сессиясының мерзімі бітті" in said.plain
+    assert said.button_texts == ["▶️ Жалғастыру"]
     assert await state_of(app, chat) == S.phone.state
     draft = await draft_of(app, chat)
     assert draft["editing"] is True and "session" not in draft
     assert draft["consents"]["offer"] is True  # nothing the parent ticked is lost
     assert await app.services.voucher.sandbox_list_applications() == []
+    # *Continue* asks for the phone.
+    asked = shown(await chat.press("▶️ Жалғастыру"))[-1]
+    assert asked.plain.startswith("Қадам 1/5")
 
 
 async def test_a_paper_the_service_refuses_offers_edit(app: App, chat: LocalChat) -> None:
@@ -530,7 +573,8 @@ async def test_a_paper_the_service_refuses_offers_edit(app: App, chat: LocalChat
     assert "жеңілдік туралы: <b>анықтама</b>.pdf" in review.plain  # shown as typed, escaped
     assert "&lt;b&gt;анықтама&lt;/b&gt;.pdf" in review.text
     await tick_all(chat, KK_CONSENTS)
-    refused = shown(await chat.press(KK_SUBMIT))[-1]
+    await chat.press(KK_SUBMIT)
+    [refused] = await settle_chat(app, chat)
     assert "«Кезек және құжаттар» бөлімін қабылдамады" in refused.plain
     assert refused.button_texts == ["✏️ Өзгерту", "◀️ Өтінішке оралу"]
     assert await state_of(app, chat) == S.review.state
@@ -546,8 +590,13 @@ async def test_age_out_of_range_goes_back_to_the_group(app: App, chat: LocalChat
     await app.services.store.update_draft(chat.user_id, group=seeded["other_group"])
     await to_review(chat, "Телеграм", "Қазақ тілінде")
     await tick_all(chat, KK_CONSENTS)
-    said = text_of(await chat.press(KK_SUBMIT))
+    await chat.press(KK_SUBMIT)
+    said = text_of(await settle_chat(app, chat))
     assert "1 қыркүйектегі жасына сәйкес келмейді" in said
     assert await state_of(app, chat) == S.group.state
     assert (await draft_of(app, chat))["editing"] is True
     assert await app.services.voucher.sandbox_list_applications() == []
+    # *Continue* shows the groups again, at step 3.
+    groups = shown(await chat.press("▶️ Жалғастыру"))[-1]
+    assert groups.plain.startswith("Қадам 3/5")
+    assert groups.button_texts

@@ -1,0 +1,121 @@
+"""Small measuring tools: percentiles, CPU of a process, RSS now and sampled over a run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (`share` in 0..1) of already sorted values; 0 when empty."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), math.ceil(share * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc; the peak elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return peak_rss_bytes()
+    return pages * _PAGE
+
+
+def peak_rss_bytes() -> int:
+    """The highest RSS this process ever had (getrusage: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of another process so far (Linux /proc), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    """Sizes of an SQLite file and its -wal and -shm companions (0 when absent)."""
+    sizes = {}
+    for suffix in ("", "-wal", "-shm"):
+        candidate = Path(str(path) + suffix)
+        sizes[suffix or "db"] = candidate.stat().st_size if candidate.exists() else 0
+    return sizes
+
+
+@dataclass
+class RssSampler:
+    """Samples RSS every `interval` seconds with a progress count, while the run goes on.
+
+    A measuring task, not a synchronisation: it only reads numbers.
+    """
+
+    progress: Callable[[], int]
+    interval: float = 0.25
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # (t, progress, rss)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin sampling (one sample now)."""
+        self._sample()
+        self._task = asyncio.create_task(self._run(), name="bench-rss-sampler")
+
+    async def stop(self) -> None:
+        """Stop sampling (one last sample)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sample()
+
+    @property
+    def peak(self) -> int:
+        """The highest RSS seen."""
+        return max((s[2] for s in self.samples), default=rss_bytes())
+
+    def _sample(self) -> None:
+        self.samples.append((time.perf_counter(), self.progress(), rss_bytes()))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)  # the sampling period itself
+            self._sample()
+
+
+@dataclass
+class Latencies:
+    """Wall times of many operations, in seconds."""
+
+    values: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float) -> None:
+        self.values.append(seconds)
+
+    def summary_ms(self) -> dict[str, float]:
+        """p50, p95, p99 and max in milliseconds; empty when nothing was measured."""
+        if not self.values:
+            return {}
+        ordered = sorted(self.values)
+        return {
+            "p50": percentile(ordered, 0.50) * 1000,
+            "p95": percentile(ordered, 0.95) * 1000,
+            "p99": percentile(ordered, 0.99) * 1000,
+            "max": (ordered[-1] * 1000) if ordered else 0.0,
+        }
