@@ -355,5 +355,19 @@ def _describe(parent: Parent, exc: BaseException) -> str:
         reason = exc.reason
     else:
         first = str(exc).splitlines()[0] if str(exc) else ""
-        reason = f"{type(exc).__name__}: {_URL.sub('url=…', first)}"
-    return f"{parent.stage}: {_DIGITS.sub('…', reason)[:160]}"
+        reason = f"{type(exc).__name__}: {_URL.sub('url=…', first)}{_raised_in(exc)}"
+    return f"{parent.stage}: {_DIGITS.sub('…', reason)[:200]}"
+
+
+def _raised_in(exc: BaseException) -> str:
+    """Where in the bot's own code (bot/, services/) the exception came from, if it did."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        for package in ("/bot/", "/services/"):
+            if package in path and "/local_" not in path:
+                file = package.strip("/") + "/" + path.rsplit(package, 1)[1]
+                where = f" (in {file}:{tb.tb_frame.f_code.co_name})"
+        tb = tb.tb_next
+    return where
