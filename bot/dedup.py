@@ -92,6 +92,7 @@ class UpdateDedup(BaseMiddleware):
             # A lost row only lets a redelivered update through once; no fsync per batch.
             await db.execute_fetchall("PRAGMA synchronous = NORMAL")
             await db.execute_fetchall("PRAGMA busy_timeout = 5000")
+            await db.execute_fetchall("PRAGMA secure_delete = ON")
             await db.executescript(_SCHEMA)
         except BaseException:
             await db.close()

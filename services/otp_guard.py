@@ -97,7 +97,9 @@ class OtpGuard:
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            await db.execute_fetchall("PRAGMA synchronous = FULL")
             await db.execute_fetchall("PRAGMA busy_timeout = 5000")
+            await db.execute_fetchall("PRAGMA secure_delete = ON")
             await db.execute(_SCHEMA)
         except BaseException:
             await db.close()

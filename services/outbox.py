@@ -201,13 +201,17 @@ class Outbox:
         passes one (`bot.app.open_app`).
         """
         db = await aiosqlite.connect(path)
-        await db.executescript(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-            "PRAGMA secure_delete=ON;" + SCHEMA
-        )
-        await db.commit()
-        outbox = cls(db, clock, cipher)
-        await outbox._seal_old_rows()
+        try:
+            await db.executescript(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
+                "PRAGMA secure_delete=ON;" + SCHEMA
+            )
+            await db.commit()
+            outbox = cls(db, clock, cipher)
+            await outbox._seal_old_rows()
+        except BaseException:
+            await db.close()  # a leaked connection thread would keep the process alive
+            raise
         return outbox
 
     async def close(self) -> None:

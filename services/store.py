@@ -131,13 +131,19 @@ class Store:
         """Open the tables; without `cipher` values stay in clear (unit tests of the SQL only:
         the bot always passes one, see `bot.app.open_app`)."""
         db = await aiosqlite.connect(path)
-        await db.executescript(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-            "PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;" + SCHEMA + SUBMISSIONS_SCHEMA
-        )
-        await db.commit()
-        store = cls(db, clock or SystemClock(), cipher)
-        await store._migrate()
+        try:
+            await db.executescript(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
+                "PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;" + SCHEMA + SUBMISSIONS_SCHEMA
+            )
+            await db.commit()
+            store = cls(db, clock or SystemClock(), cipher)
+            await store._migrate()
+        except BaseException:
+            # An open connection's worker thread is not a daemon: left behind (say, after a
+            # wrong DATA_KEY) it would keep the process from ever exiting.
+            await db.close()
+            raise
         return store
 
     @property
