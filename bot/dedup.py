@@ -34,6 +34,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
 from services.clock import Clock
+from services.sqlite import open_database
 
 log = logging.getLogger("kezek.dedup")
 
@@ -86,17 +87,8 @@ class UpdateDedup(BaseMiddleware):
     @classmethod
     async def open(cls, path: Path, clock: Clock, **options: Any) -> UpdateDedup:
         """Open (and create) the table on its own connection in the bot's database file."""
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await db.execute_fetchall("PRAGMA journal_mode = WAL")
-            # A lost row only lets a redelivered update through once; no fsync per batch.
-            await db.execute_fetchall("PRAGMA synchronous = NORMAL")
-            await db.execute_fetchall("PRAGMA busy_timeout = 5000")
-            await db.execute_fetchall("PRAGMA secure_delete = ON")
-            await db.executescript(_SCHEMA)
-        except BaseException:
-            await db.close()
-            raise
+        # A lost row only lets a redelivered update through once: no fsync per batch.
+        db = await open_database(path, schema=_SCHEMA, autocommit=True, synchronous="NORMAL")
         return cls(db, clock, **options)
 
     # --- the middleware ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Literal
 import aiosqlite
 
 from services.clock import Clock
+from services.sqlite import open_database
 
 MAX_WRONG = 5
 COOLDOWN = timedelta(seconds=60)
@@ -94,16 +95,7 @@ class OtpGuard:
     @classmethod
     async def open(cls, path: Path, clock: Clock, *, phone_key: Callable[[str], str]) -> OtpGuard:
         """Open (and create) the table; `phone_key` turns a phone into its keyed hash."""
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await db.execute_fetchall("PRAGMA journal_mode = WAL")
-            await db.execute_fetchall("PRAGMA synchronous = FULL")
-            await db.execute_fetchall("PRAGMA busy_timeout = 5000")
-            await db.execute_fetchall("PRAGMA secure_delete = ON")
-            await db.execute(_SCHEMA)
-        except BaseException:
-            await db.close()
-            raise
+        db = await open_database(path, schema=_SCHEMA, autocommit=True)
         return cls(db, clock, phone_key)
 
     async def close(self) -> None:

@@ -34,6 +34,7 @@ import aiosqlite
 
 from services.clock import Clock
 from services.crypto import MIN_BLOB_BYTES, DataCipher, row_context
+from services.sqlite import close_on_error, open_database
 
 STATUSES = ("pending", "sending", "sent", "failed", "blocked")
 INTERRUPTED = "interrupted: the process stopped during the call, delivery unknown"
@@ -200,18 +201,10 @@ class Outbox:
         Without `cipher` texts stay in clear: for tests of the outbox alone; the bot always
         passes one (`bot.app.open_app`).
         """
-        db = await aiosqlite.connect(path)
-        try:
-            await db.executescript(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-                "PRAGMA secure_delete=ON;" + SCHEMA
-            )
-            await db.commit()
+        db = await open_database(path, schema=SCHEMA)
+        async with close_on_error(db):
             outbox = cls(db, clock, cipher)
             await outbox._seal_old_rows()
-        except BaseException:
-            await db.close()  # a leaked connection thread would keep the process alive
-            raise
         return outbox
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ from services.crypto import DataCipher, row_context
 from services.outbox import _INSERT as OUTBOX_INSERT
 from services.outbox import Outgoing, iso
 from services.outbox import _insert_params as outbox_insert_params
+from services.sqlite import close_on_error, open_database
 from services.validation import is_valid_iin, mask_tail, parse_iin
 
 SCHEMA = """
@@ -130,20 +131,10 @@ class Store:
     ) -> Store:
         """Open the tables; without `cipher` values stay in clear (unit tests of the SQL only:
         the bot always passes one, see `bot.app.open_app`)."""
-        db = await aiosqlite.connect(path)
-        try:
-            await db.executescript(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-                "PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;" + SCHEMA + SUBMISSIONS_SCHEMA
-            )
-            await db.commit()
+        db = await open_database(path, schema=SCHEMA + SUBMISSIONS_SCHEMA)
+        async with close_on_error(db):  # e.g. a wrong DATA_KEY found by the migration
             store = cls(db, clock or SystemClock(), cipher)
             await store._migrate()
-        except BaseException:
-            # An open connection's worker thread is not a daemon: left behind (say, after a
-            # wrong DATA_KEY) it would keep the process from ever exiting.
-            await db.close()
-            raise
         return store
 
     @property

@@ -38,6 +38,7 @@ from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from services.clock import Clock, SystemClock
 from services.crypto import DataCipher, row_context
+from services.sqlite import close_on_error, open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fsm_records (
@@ -183,20 +184,11 @@ class SQLiteStorage(BaseStorage):
         Without `cipher` the data stays in clear: for tests of the storage alone; the bot
         always passes one (`bot.app.open_app`).
         """
-        # isolation_level=None: autocommit, each statement is its own durable transaction.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await conn.execute_fetchall("PRAGMA journal_mode = WAL")
-            await conn.execute_fetchall("PRAGMA synchronous = FULL")
-            await conn.execute_fetchall("PRAGMA busy_timeout = 5000")
-            await conn.execute_fetchall("PRAGMA secure_delete = ON")
-            await conn.execute_fetchall("PRAGMA foreign_keys = ON")
-            await conn.execute_fetchall(_SCHEMA)
+        # Autocommit: each statement is its own durable transaction.
+        conn = await open_database(path, schema=_SCHEMA, autocommit=True)
+        async with close_on_error(conn):
             storage = cls(conn, cache_size=cache_size, cipher=cipher, clock=clock)
             await storage._seal_old_rows()
-        except BaseException:
-            await conn.close()
-            raise
         return storage
 
     async def close(self) -> None:
