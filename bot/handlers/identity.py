@@ -71,6 +71,11 @@ AGAIN_AFTER = timedelta(seconds=60)
 # FSM data of the consent states; dropped when the consent is settled.
 _CONSENT_KEYS = ("consent_id", "consent_iin", "consent_created_at", "consent_expires_at")
 _CONSENT_FINAL = ("denied", "expired")
+# The service's word on an IIN, at POST /consents or when the person is fetched.
+_PERSON_REFUSALS: dict[type[VoucherError], str] = {
+    PersonNotFound: "iin-person-not-found",
+    IinInvalid: "iin-service-invalid",
+}
 
 
 def create_router() -> Router:
@@ -212,11 +217,8 @@ async def _create_consent(view: StepView, who: str, iin: str, session: str) -> N
     try:
         async with view.typing():
             created = await view.voucher.create_consent(session, iin)
-    except PersonNotFound:
-        await _person_failed(view, who, "iin-person-not-found")
-        return
-    except IinInvalid:
-        await _person_failed(view, who, "iin-service-invalid")
+    except (PersonNotFound, IinInvalid) as exc:
+        await _person_failed(view, who, _PERSON_REFUSALS[type(exc)])
         return
     except VoucherError as exc:
         await explain_failure(view, exc)
@@ -291,11 +293,8 @@ async def check_consent(view: StepView) -> None:
         status = "expired"
     except ConsentRequired:
         status = "pending"  # the answer was taken back meanwhile; the next check tells
-    except PersonNotFound:
-        await _person_failed(view, who, "iin-person-not-found")
-        return
-    except IinInvalid:
-        await _person_failed(view, who, "iin-service-invalid")
+    except (PersonNotFound, IinInvalid) as exc:
+        await _person_failed(view, who, _PERSON_REFUSALS[type(exc)])
         return
     except VoucherError as exc:
         await explain_failure(view, exc)
