@@ -131,8 +131,8 @@ async def _continue_local_update_ids(bot: Bot, dedup: UpdateDedup) -> None:
     session = bot.session
     if isinstance(session, LocalBotSession):
         top = await dedup.top(bot.id)
-        if top is not None and session._update_id < top:
-            session._update_id = top
+        if top is not None:
+            session.continue_update_ids_after(top)
 
 
 def _submitter(services: Services, storage: SQLiteStorage, dp: Dispatcher, bot: Bot) -> Submitter:

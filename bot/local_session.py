@@ -392,6 +392,10 @@ class LocalBotSession(BaseSession):
         self._update_id += 1
         return self._update_id
 
+    def continue_update_ids_after(self, last: int) -> None:
+        """Go on from `last`, as Telegram's sequence outlives a restart of the bot."""
+        self._update_id = max(self._update_id, last)
+
     def next_message_id(self, chat_id: int) -> int:
         """The next message id of a chat; the user's and the bot's messages share the sequence."""
         self._last_id[chat_id] = self._last_id.get(chat_id, 0) + 1
