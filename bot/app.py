@@ -182,6 +182,10 @@ async def open_app(
             settings.voucher_api_token.get_secret_value(),
             connect_timeout=settings.voucher_connect_timeout,
             read_timeout=settings.voucher_read_timeout,
+            max_connections=settings.voucher_max_connections,
+            pool_timeout=settings.voucher_pool_timeout,
+            catalog_ttl=settings.voucher_catalog_ttl,
+            listing_ttl=settings.voucher_listing_ttl,
             **(voucher_options or {}),
         )
         stack.push_async_callback(voucher.aclose)

@@ -1,6 +1,10 @@
 """Background checks of 1414 consents: the parent answers the SMS and the bot moves on by itself.
 
-One asyncio task per user polls `GET /consents/{id}` every `consent_poll_seconds`. When the
+One asyncio task per user polls `GET /consents/{id}` every `consent_poll_seconds`. When a poll
+finds the service unavailable (or our own connection pool full, which the client reports the
+same way) the task waits twice as long before the next one, up to `MAX_BACKOFF` times the
+interval: with 2,000 parents waiting on an SMS these polls are most of the requests, and
+keeping their pace would only deepen the queue. The first answer brings the pace back. When the
 answer is final it takes the user's event-isolation lock (so it never interleaves with an update
 of the same user), checks that the parent still waits on exactly this consent, and then does
 what the *Request data* button does (`bot.handlers.identity.check_consent`). Tasks live only in
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -26,17 +31,27 @@ log = logging.getLogger("kezek.bot.watchers")
 # How long past the consent's expiry a still-pending answer is polled: the service, not our
 # clock, says when a consent expired, and the two clocks may differ a little.
 EXPIRY_GRACE = timedelta(seconds=60)
+# The longest wait between polls while the service is unavailable, in poll intervals.
+MAX_BACKOFF = 4
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class ConsentWatcher:
     """Polls each parent's pending consent in the background; one task per user."""
 
     def __init__(
-        self, services: Services, storage: BaseStorage, isolation: BaseEventIsolation
+        self,
+        services: Services,
+        storage: BaseStorage,
+        isolation: BaseEventIsolation,
+        *,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._services = services
         self._storage = storage
         self._isolation = isolation
+        self._sleep = sleep
         self._tasks: dict[int, tuple[str, asyncio.Task[None]]] = {}
 
     @property
@@ -102,10 +117,11 @@ class ConsentWatcher:
 
         services = self._services
         voucher = services.voucher
+        interval = services.settings.consent_poll_seconds
         while True:
             # A real wait between polls, not a synchronisation: the service is asked at most
             # once per interval whatever happens.
-            await asyncio.sleep(services.settings.consent_poll_seconds)
+            await self._sleep(interval)
             view = await self._view(bot, key)
             if not await awaiting_consent(view, consent_id):
                 return  # the parent moved on (or answered through the button)
@@ -114,13 +130,19 @@ class ConsentWatcher:
                 return
             try:
                 consent = await voucher.get_consent(session, consent_id)
-            except ServiceUnavailable:
-                log.warning("consent check unavailable for user %s; polling on", key.user_id)
+            except ServiceUnavailable as exc:
+                interval = _backed_off(interval, services.settings.consent_poll_seconds, exc)
+                log.warning(
+                    "consent check unavailable for user %s; next poll in %.0f s",
+                    key.user_id,
+                    interval,
+                )
                 continue
             except VoucherError as exc:
                 # Session ended, consent unknown…: the button explains it when pressed.
                 log.warning("consent check of user %s refused: %s", key.user_id, exc.code)
                 return
+            interval = services.settings.consent_poll_seconds
             if consent.status == "pending":
                 if self._past_expiry(await view.state.get_data()):
                     log.info("consent of user %s still pending after expiry", key.user_id)
@@ -153,3 +175,9 @@ class ConsentWatcher:
             return False
         deadline = datetime.fromisoformat(expires_at) + EXPIRY_GRACE
         return self._services.clock.now() > deadline
+
+
+def _backed_off(interval: float, base: float, exc: ServiceUnavailable) -> float:
+    """The next wait after an unavailable poll: doubled (at least Retry-After), up to the cap."""
+    longer = max(interval * 2, exc.retry_after or 0.0)
+    return min(longer, base * MAX_BACKOFF)

@@ -109,6 +109,7 @@ class Fault:
 
     async def on(self) -> None:
         voucher = self.app.services.voucher
+        voucher.clear_cache()  # the setup read the catalogue: the step must ask the service
         if self.kind == "unavailable":
             await voucher.sandbox_set_faults(failure_rate=1.0, retry_after=3)
         elif self.kind == "slow":

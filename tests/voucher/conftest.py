@@ -1,18 +1,21 @@
-"""Fixtures for the voucher client tests: the real sandbox on loopback and a client bound to it."""
+"""Fixtures for the voucher client tests: the real sandbox or a scripted server on loopback."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
 
 from services.clock import FakeClock
 from services.validation import iin_check_digit
 from services.voucher.client import VoucherClient
+from tests.voucher.scripted_server import FaultServer
 
 if TYPE_CHECKING:
     from services.voucher.sandbox import RunningSandbox
@@ -73,3 +76,53 @@ async def client(
         sandbox.base_url, sandbox.token, sleep=recorded_sleep, rng=random.Random(0)
     ) as voucher:
         yield voucher
+
+
+# --- the scripted server (tests/voucher/scripted_server.py) ---------------------------------
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FaultServer]:
+    """A scripted server on 127.0.0.1; hung requests are released at teardown."""
+    fault = FaultServer()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fault.handle)
+    runner = web.AppRunner(app, access_log=None)  # the server side is not under test
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    fault.base_url = f"http://{host}:{port}/api/v1"
+    yield fault
+    fault.release()
+    await runner.cleanup()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A port that is bound but never listens: connecting is refused, and no one can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1"
+
+
+MakeClient = Callable[..., VoucherClient]
+
+
+@pytest.fixture
+async def make_client(
+    server: FaultServer, recorded_sleep: RecordedSleep
+) -> AsyncIterator[MakeClient]:
+    """Clients of the scripted server (knobs as keyword arguments), closed at teardown."""
+    made: list[VoucherClient] = []
+
+    def make(**knobs: Any) -> VoucherClient:
+        knobs.setdefault("read_timeout", 5.0)
+        knobs.setdefault("sleep", recorded_sleep)
+        knobs.setdefault("rng", random.Random(1))
+        voucher = VoucherClient(knobs.pop("base_url", server.base_url), "tok", **knobs)
+        made.append(voucher)
+        return voucher
+
+    yield make
+    for voucher in made:
+        await voucher.aclose()

@@ -11,13 +11,10 @@ import asyncio
 import json
 import logging
 import random
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiohttp import web
 
 from services.voucher.client import VoucherClient
 from services.voucher.errors import (
@@ -40,7 +37,8 @@ from services.voucher.models import (
     PreviewRequest,
     StatusChange,
 )
-from tests.voucher.conftest import RecordedSleep
+from tests.voucher.conftest import MakeClient, RecordedSleep
+from tests.voucher.scripted_server import HTML_500, FaultServer, Reply, problem, unavailable
 
 PHONE = "+77001234567"
 IIN = "900101300128"
@@ -61,117 +59,6 @@ QUEUE_TYPES = [
         "description": {"kk": "Барлығына", "ru": "Для всех"},
     }
 ]
-
-
-# --- the scripted server ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer; `hang` waits until the test ends, past any read timeout."""
-
-    status: int = 200
-    body: Any = None
-    text: str | None = None
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False
-
-
-def problem(status: int, code: str, retry_after: str | None = None, **extra: Any) -> Reply:
-    body = {"type": "about:blank", "title": code, "status": status, "detail": f"d-{code}"}
-    body |= {"code": code, **extra}
-    headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    return Reply(status, body, content_type="application/problem+json", headers=headers)
-
-
-def unavailable(retry_after: str | None = None) -> Reply:
-    return problem(503, "unavailable", retry_after)
-
-
-HTML_500 = Reply(
-    500, text="<html><body>Internal Server Error</body></html>", content_type="text/html"
-)
-
-
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    raw_path: str  # path and query exactly as sent, percent-encoding intact
-    headers: dict[str, str]
-    body: bytes
-
-
-class FaultServer:
-    """Answers the Nth request with the Nth scripted reply (the last one repeats) and records it."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self.base_url = ""
-        self._replies: list[Reply] = [Reply(200, {})]
-        self._release = asyncio.Event()  # set only at teardown, to let hung handlers end
-
-    def script(self, *replies: Reply) -> None:
-        self._replies = list(replies)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.seen.append(Seen(request.method, request.raw_path, headers, await request.read()))
-        reply = self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
-        if reply.hang:
-            await self._release.wait()
-        text = reply.text if reply.text is not None else json.dumps(reply.body)
-        response = web.Response(status=reply.status, text=text, headers=reply.headers)
-        response.content_type = reply.content_type
-        return response
-
-    def release(self) -> None:
-        self._release.set()
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FaultServer]:
-    fault = FaultServer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fault.handle)
-    runner = web.AppRunner(app, access_log=None)  # the server side is not under test
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    fault.base_url = f"http://{host}:{port}/api/v1"
-    yield fault
-    fault.release()
-    await runner.cleanup()
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A port that is bound but never listens: connecting is refused, and no one can take it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1"
-
-
-MakeClient = Callable[..., VoucherClient]
-
-
-@pytest.fixture
-async def make_client(
-    server: FaultServer, recorded_sleep: RecordedSleep
-) -> AsyncIterator[MakeClient]:
-    made: list[VoucherClient] = []
-
-    def make(**knobs: Any) -> VoucherClient:
-        knobs.setdefault("read_timeout", 5.0)
-        knobs.setdefault("sleep", recorded_sleep)
-        knobs.setdefault("rng", random.Random(1))
-        voucher = VoucherClient(knobs.pop("base_url", server.base_url), "tok", **knobs)
-        made.append(voucher)
-        return voucher
-
-    yield make
-    for voucher in made:
-        await voucher.aclose()
 
 
 class TopRng(random.Random):
@@ -718,10 +605,30 @@ def _attempts_logged(caplog: pytest.LogCaptureFixture, route: str) -> list[int]:
     return attempts
 
 
+@pytest.fixture
+async def garbled_url() -> AsyncIterator[str]:
+    """A server that answers every request with a line that is not HTTP."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"not http\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    garbled = await asyncio.start_server(answer, "127.0.0.1", 0)
+    host, port = garbled.sockets[0].getsockname()[:2]
+    yield f"http://{host}:{port}/api/v1"
+    garbled.close()
+    await garbled.wait_closed()
+
+
 async def test_logs_hold_routes_statuses_and_attempts_but_no_personal_data(
-    server: FaultServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    server: FaultServer,
+    make_client: MakeClient,
+    garbled_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    caplog.set_level(logging.DEBUG)  # every logger, aiohttp's and asyncio's included
     server.script(
         problem(422, "phone_invalid"),
         problem(422, "otp_invalid", attempts_left=2),
@@ -743,17 +650,105 @@ async def test_logs_hold_routes_statuses_and_attempts_but_no_personal_data(
     assert await voucher.sandbox_inbox(PHONE) == []
     with pytest.raises(VoucherError):
         await voucher.submit_application(SESSION, "k-1", application_request())
+    # The one call whose URL holds the phone, failing inside aiohttp: aiohttp's message for a
+    # malformed answer quotes the whole URL, query string included. A handler that logs the
+    # error with its traceback (as an error middleware does) must not find it there either.
+    with pytest.raises(ServiceUnavailable) as garbled:
+        await make_client(base_url=garbled_url, max_attempts=1).sandbox_inbox(PHONE)
+    logging.getLogger("tests.handler").error("the call failed", exc_info=garbled.value)
 
     text = caplog.text
+    assert "Traceback" in text  # the traceback is in what the secrets are looked for in
     for secret in (PHONE, PHONE[1:], PHONE[2:], "%2B7", IIN, CHILD_IIN, SESSION, OTP_CODE):
         assert secret not in text, secret
+    printed = "".join(traceback.format_exception(garbled.value))
+    assert "%2B7" not in printed and PHONE[2:] not in printed
     ours = [r.getMessage() for r in caplog.records if r.name == "kezek.voucher"]
     assert any(m.startswith("voucher POST /otp -> 422 phone_invalid ") for m in ours)
     assert any(m.startswith("voucher POST /otp/{otp_id}/verify -> 422 otp_invalid") for m in ours)
     assert any(m.startswith("voucher POST /consents -> 503 unavailable") for m in ours)
     assert any(m.startswith("voucher GET /sandbox/inbox -> 200 ") for m in ours)
+    # The failure really was aiohttp's, the kind whose message holds the URL.
+    assert any(m.startswith("voucher GET /sandbox/inbox -> ClientResponseError ") for m in ours)
     assert all(m.endswith("attempt 1") for m in ours if " -> " in m)
-    # httpx's own request line was kept, minus the query string that held the phone.
-    assert any(
-        "/api/v1/sandbox/inbox " in r.getMessage() for r in caplog.records if r.name == "httpx"
-    )
+
+
+# --- our own pool: a wait for a free connection is not the service being down ---------------
+
+CHANGES = {"items": [], "next": "c-0"}
+HELD = Reply(200, QUEUE_TYPES, hang=True)  # holds the only connection until released
+
+POOL_WAITERS: dict[str, tuple[str, Reply, Callable[[VoucherClient], Awaitable[object]]]] = {
+    "GET": ("/applications/changes", Reply(200, CHANGES), lambda v: v.list_changes()),
+    "POST /applications": (
+        "/applications",
+        Reply(201, CREATED),
+        lambda v: v.submit_application(SESSION, "k-pool", application_request()),
+    ),
+}
+
+
+@pytest.mark.parametrize("waiter", POOL_WAITERS.values(), ids=POOL_WAITERS.keys())
+async def test_a_full_pool_fails_after_the_pool_timeout_without_a_retry(
+    server: FaultServer,
+    make_client: MakeClient,
+    recorded_sleep: RecordedSleep,
+    caplog: pytest.LogCaptureFixture,
+    waiter: tuple[str, Reply, Callable[[VoucherClient], Awaitable[object]]],
+) -> None:
+    caplog.set_level(logging.INFO, logger="kezek.voucher")
+    route, reply, call = waiter
+    server.script(HELD, reply)
+    voucher = make_client(max_connections=1, pool_timeout=0.05)
+    holder = asyncio.create_task(voucher.list_queue_types())
+    await asyncio.wait_for(server.hanging.wait(), 5)  # the slow call holds the one connection
+
+    # Both calls are ones the client retries on a timeout; a pool wait is not retried.
+    with pytest.raises(ServiceUnavailable) as waited:
+        await call(voucher)
+
+    assert (waited.value.status, waited.value.detail) == (0, "PoolTimeout")
+    assert waited.value.retry_after is None
+    assert len(server.seen) == 1  # it never went on the wire
+    assert recorded_sleep.delays == []
+    assert _attempts_logged(caplog, route) == [1]
+    server.release()
+    assert len(await holder) == 1  # the slow call itself is not disturbed
+    await call(voucher)  # its connection is free again
+    assert len(server.seen) == 2
+
+
+async def test_with_a_long_pool_timeout_a_call_waits_for_the_connection(
+    server: FaultServer, make_client: MakeClient, recorded_sleep: RecordedSleep
+) -> None:
+    server.script(HELD, Reply(200, CHANGES))
+    voucher = make_client(max_connections=1, pool_timeout=30.0)
+    holder = asyncio.create_task(voucher.list_queue_types())
+    await asyncio.wait_for(server.hanging.wait(), 5)
+    waiting = asyncio.create_task(voucher.list_changes())  # queues behind the slow call
+    server.release()
+
+    assert len(await holder) == 1
+    assert (await waiting).next == "c-0"
+    assert [s.raw_path for s in server.seen] == [
+        "/api/v1/catalog/queue-types",
+        "/api/v1/applications/changes?limit=100",
+    ]
+    # One connection, in turn: the second request came over the first one's socket.
+    assert server.seen[0].peer == server.seen[1].peer
+    assert recorded_sleep.delays == []
+
+
+async def test_the_pool_is_opened_lazily_and_closing_is_idempotent(server: FaultServer) -> None:
+    never_used = VoucherClient(server.base_url, "tok")  # outside any call: nothing opened yet
+    await never_used.aclose()
+    await never_used.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await never_used.get_application("a-1")
+
+    server.script(Reply(200, QUEUE_TYPES))
+    used = VoucherClient(server.base_url, "tok")
+    assert len(await used.list_queue_types()) == 1
+    await used.aclose()
+    await used.aclose()
+    assert len(server.seen) == 1
