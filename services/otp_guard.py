@@ -18,17 +18,18 @@ code, 60 s, 3 codes an hour) apply on top.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 
 from services.clock import Clock
-from services.sqlite import open_database
+from services.sqlite import close_on_error, open_database
+from services.sqlite_writer import SQLiteWriter
 
 MAX_WRONG = 5
 COOLDOWN = timedelta(seconds=60)
@@ -83,23 +84,47 @@ class OtpGuard:
     """Open with `await OtpGuard.open(path, clock, phone_key=...)`."""
 
     def __init__(
-        self, db: aiosqlite.Connection, clock: Clock, phone_key: Callable[[str], str]
+        self,
+        db: aiosqlite.Connection,
+        clock: Clock,
+        phone_key: Callable[[str], str],
+        writer: SQLiteWriter,
+        *,
+        owns_writer: bool = False,
     ) -> None:
         self._db = db
         self._clock = clock
         self._phone_key = phone_key
-        # One process owns the table: a lock makes read-modify-write of a row atomic.
-        self._lock = asyncio.Lock()
+        # Every read-modify-write of the rows is one job of the writer: atomic without a lock
+        # of our own, and never holding SQLite's write lock across an await.
+        self._writer = writer
+        self._owns_writer = owns_writer
         self._last_prune: int | None = None
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock, *, phone_key: Callable[[str], str]) -> OtpGuard:
-        """Open (and create) the table; `phone_key` turns a phone into its keyed hash."""
+    async def open(
+        cls,
+        path: Path,
+        clock: Clock,
+        *,
+        phone_key: Callable[[str], str],
+        writer: SQLiteWriter | None = None,
+    ) -> OtpGuard:
+        """Open (and create) the table; `phone_key` turns a phone into its keyed hash.
+
+        Without `writer` the guard opens its own (tests of the guard alone); the bot shares one.
+        """
         db = await open_database(path, schema=_SCHEMA, autocommit=True)
-        return cls(db, clock, phone_key)
+        async with close_on_error(db):
+            own = writer is None
+            if writer is None:
+                writer = await SQLiteWriter.open(path)
+        return cls(db, clock, phone_key, writer, owns_writer=own)
 
     async def close(self) -> None:
         await self._db.close()
+        if self._owns_writer:
+            await self._writer.close()
 
     # --- asking for a code -------------------------------------------------------------------
 
@@ -116,11 +141,15 @@ class OtpGuard:
 
     async def requested(self, user_id: int, phone: str, otp_id: str) -> None:
         """A new code was sent: its tries start at zero and the cooldown starts now."""
-        async with self._lock:
-            for subject, row in await self._load(user_id, phone):
-                row.otp_id, row.wrong, row.sent_at = otp_id, 0, self._now()
-                await self._save(subject, row)
-            await self._prune_if_due()
+        subjects, now = self._subjects(user_id, phone), self._now()
+
+        def job(conn: sqlite3.Connection) -> None:
+            for subject, row in _load(conn, subjects):
+                row.otp_id, row.wrong, row.sent_at = otp_id, 0, now
+                _save(conn, subject, row)
+
+        await self._writer.run(job)
+        await self._prune_if_due()
 
     # --- typing the code ---------------------------------------------------------------------
 
@@ -133,9 +162,10 @@ class OtpGuard:
 
     async def wrong(self, user_id: int, phone: str, otp_id: str) -> WrongCode:
         """Count a wrong code; the last allowed one exhausts the code and locks out."""
-        now = self._now()
-        async with self._lock:
-            loaded = await self._load(user_id, phone)
+        subjects, now = self._subjects(user_id, phone), self._now()
+
+        def job(conn: sqlite3.Connection) -> tuple[list[tuple[str, _Row]], int, bool]:
+            loaded = _load(conn, subjects)
             left = MAX_WRONG
             exhausted = False
             for subject, row in loaded:
@@ -149,8 +179,11 @@ class OtpGuard:
                 left = min(left, max(0, MAX_WRONG - row.wrong))
                 if row.wrong == MAX_WRONG:
                     exhausted = True
-                    self._strike(row, now)
-                await self._save(subject, row)
+                    _strike(row, now)
+                _save(conn, subject, row)
+            return loaded, left, exhausted
+
+        loaded, left, exhausted = await self._writer.run(job)
         if not exhausted and left > 0:
             return WrongCode(left)
         rows = [row for _, row in loaded]
@@ -158,35 +191,46 @@ class OtpGuard:
 
     async def exhaust(self, user_id: int, phone: str, otp_id: str) -> Refusal:
         """The service locked this code (its own count ran out first): the same as the 5th."""
-        now = self._now()
-        async with self._lock:
-            loaded = await self._load(user_id, phone)
+        subjects, now = self._subjects(user_id, phone), self._now()
+
+        def job(conn: sqlite3.Connection) -> list[tuple[str, _Row]]:
+            loaded = _load(conn, subjects)
             for subject, row in loaded:
                 if row.otp_id != otp_id and subject.startswith("phone:"):
                     continue
                 if row.otp_id != otp_id or row.wrong < MAX_WRONG:
                     row.otp_id, row.wrong = otp_id, MAX_WRONG
-                    self._strike(row, now)
-                    await self._save(subject, row)
+                    _strike(row, now)
+                    _save(conn, subject, row)
+            return loaded
+
+        loaded = await self._writer.run(job)
         return Refusal("exhausted", self._retry_at([row for _, row in loaded]))
 
     async def verified(self, user_id: int, phone: str) -> None:
         """The right code: nothing left to count for it (lockout history stays)."""
-        async with self._lock:
-            for subject, row in await self._load(user_id, phone):
+        subjects = self._subjects(user_id, phone)
+
+        def job(conn: sqlite3.Connection) -> None:
+            for subject, row in _load(conn, subjects):
                 row.otp_id, row.wrong = None, 0
-                await self._save(subject, row)
+                _save(conn, subject, row)
+
+        await self._writer.run(job)
 
     async def prune(self) -> int:
         """Delete rows with nothing left to enforce: no code, cooldown or lockout in the last
         day (strikes are forgotten a day after the lockout anyway); returns how many."""
         cutoff = self._now() - _s(STRIKES_FORGOTTEN)
-        cursor = await self._db.execute(
-            "DELETE FROM otp_limits WHERE COALESCE(sent_at, 0) < ?"
-            " AND COALESCE(locked_until, 0) < ? AND COALESCE(strike_at, 0) < ?",
-            (cutoff, cutoff, cutoff),
-        )
-        return cursor.rowcount
+
+        def job(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM otp_limits WHERE COALESCE(sent_at, 0) < ?"
+                " AND COALESCE(locked_until, 0) < ? AND COALESCE(strike_at, 0) < ?",
+                (cutoff, cutoff, cutoff),
+            ).rowcount
+
+        return await self._writer.run(job)
 
     async def _prune_if_due(self) -> None:
         now = self._now()
@@ -195,15 +239,6 @@ class OtpGuard:
             await self.prune()
 
     # --- helpers -----------------------------------------------------------------------------
-
-    def _strike(self, row: _Row, now: int) -> None:
-        """An exhausted code: lock out, twice as long as the last time within a day."""
-        # Measured from the end of the last lockout, so a day-long one does not reset itself.
-        recent = row.locked_until is not None and now - row.locked_until < _s(STRIKES_FORGOTTEN)
-        row.strikes = row.strikes + 1 if recent else 1
-        row.strike_at = now
-        lock = min(FIRST_LOCK * 2 ** min(row.strikes - 1, 16), MAX_LOCK)
-        row.locked_until = max(row.locked_until or 0, now + _s(lock))
 
     def _retry_at(self, rows: list[_Row]) -> datetime:
         """When a new code may be asked for, by every subject's rules."""
@@ -225,29 +260,9 @@ class OtpGuard:
     async def _load(self, user_id: int, phone: str) -> list[tuple[str, _Row]]:
         subjects = self._subjects(user_id, phone)
         # One thread hop that finishes the statement: a SELECT left open while another
-        # coroutine writes on this connection would pin a stale snapshot ("database is locked").
-        rows = await self._db.execute_fetchall(
-            f"SELECT subject, {_COLUMNS} FROM otp_limits WHERE subject IN (?, ?)", subjects
-        )
-        found = {row[0]: _Row(*row[1:]) for row in rows}
-        return [(subject, found.get(subject) or _Row()) for subject in subjects]
-
-    async def _save(self, subject: str, row: _Row) -> None:
-        await self._db.execute(
-            f"INSERT INTO otp_limits (subject, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(subject) DO UPDATE SET otp_id = excluded.otp_id,"
-            " wrong = excluded.wrong, sent_at = excluded.sent_at, strikes = excluded.strikes,"
-            " strike_at = excluded.strike_at, locked_until = excluded.locked_until",
-            (
-                subject,
-                row.otp_id,
-                row.wrong,
-                row.sent_at,
-                row.strikes,
-                row.strike_at,
-                row.locked_until,
-            ),
-        )
+        # coroutine writes would pin a stale snapshot ("database is locked").
+        rows = await self._db.execute_fetchall(_SELECT, subjects)
+        return _rows_of(subjects, rows)
 
     def _now(self) -> int:
         return int(self._clock.now().timestamp())
@@ -264,3 +279,39 @@ def _at(ts: int) -> datetime:
 def _strictest(refusals: list[Refusal]) -> Refusal | None:
     """The refusal that lasts longest (a lockout over a cooldown that ends first)."""
     return max(refusals, key=lambda r: r.until, default=None)
+
+
+_SELECT = f"SELECT subject, {_COLUMNS} FROM otp_limits WHERE subject IN (?, ?)"
+_UPSERT = (
+    f"INSERT INTO otp_limits (subject, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(subject) DO UPDATE SET otp_id = excluded.otp_id,"
+    " wrong = excluded.wrong, sent_at = excluded.sent_at, strikes = excluded.strikes,"
+    " strike_at = excluded.strike_at, locked_until = excluded.locked_until"
+)
+
+
+def _rows_of(subjects: tuple[str, str], rows: Iterable[Sequence[Any]]) -> list[tuple[str, _Row]]:
+    found = {row[0]: _Row(*row[1:]) for row in rows}
+    return [(subject, found.get(subject) or _Row()) for subject in subjects]
+
+
+def _load(conn: sqlite3.Connection, subjects: tuple[str, str]) -> list[tuple[str, _Row]]:
+    """In the writer's thread: the rows of both subjects, read in the job's own transaction."""
+    return _rows_of(subjects, conn.execute(_SELECT, subjects).fetchall())
+
+
+def _save(conn: sqlite3.Connection, subject: str, row: _Row) -> None:
+    conn.execute(
+        _UPSERT,
+        (subject, row.otp_id, row.wrong, row.sent_at, row.strikes, row.strike_at, row.locked_until),
+    )
+
+
+def _strike(row: _Row, now: int) -> None:
+    """An exhausted code: lock out, twice as long as the last time within a day."""
+    # Measured from the end of the last lockout, so a day-long one does not reset itself.
+    recent = row.locked_until is not None and now - row.locked_until < _s(STRIKES_FORGOTTEN)
+    row.strikes = row.strikes + 1 if recent else 1
+    row.strike_at = now
+    lock = min(FIRST_LOCK * 2 ** min(row.strikes - 1, 16), MAX_LOCK)
+    row.locked_until = max(row.locked_until or 0, now + _s(lock))

@@ -1,8 +1,12 @@
 """Kezek's own tables: users (language), drafts (what the parent confirmed so far), applications.
 
-The domain tables are the record; FSM data is only what the current step needs. Reads are served
-from an in-process cache after the first load (each aiosqlite call is a thread hop), and every
-write commits before it returns, so what a parent was told is saved is on disk.
+The domain tables are the record; FSM data is only what the current step needs. Languages and
+drafts are served from bounded in-process caches (LRU) after the first load; other reads are one
+statement each on the store's own autocommit connection (one thread hop, no snapshot kept). Every
+write is a job of the process's `SQLiteWriter` (services/sqlite_writer.py): what must be atomic
+(a check and its write, a submission's several rows) is ONE job, so it never holds SQLite's write
+lock across an `await`; it shares its commit with the other writes of the moment and returns once
+committed, so what a parent was told is saved is on disk.
 
 Personal data is sealed with the `DataCipher` (services/crypto.py) given to `open`: the whole
 draft (`drafts.data`) and the personal part of an application's summary (`applications.personal`:
@@ -14,12 +18,17 @@ Users, events and meta hold ids, codes and times only — no personal data.
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
 import sqlite3
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -29,6 +38,7 @@ from services.outbox import _INSERT as OUTBOX_INSERT
 from services.outbox import Outgoing, iso
 from services.outbox import _insert_params as outbox_insert_params
 from services.sqlite import close_on_error, open_database
+from services.sqlite_writer import Job, SQLiteWriter
 from services.validation import is_valid_iin, mask_tail, parse_iin
 
 SCHEMA = """
@@ -113,28 +123,147 @@ class StoredApplication:
     deadline: datetime | None = None
 
 
+DEFAULT_CACHE_SIZE = 10_000  # users whose language and draft stay in memory (LRU)
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_D = TypeVar("_D")
+
+
+class _Missing(enum.Enum):
+    """Not in a cache (where None is a value: a user without a language)."""
+
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
+
+
+class _Lru(Generic[_K, _V]):
+    """A dict of at most `size` entries, the least recently used leaving first.
+
+    The database always holds every value, so an evicted entry costs one read later; the bound
+    keeps memory flat however many parents came through.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._size = size
+
+    def get(self, key: _K, default: _D) -> _V | _D:
+        try:
+            value = self._items[key]
+        except KeyError:
+            return default
+        self._items.move_to_end(key)
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def pop(self, key: _K) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+
+class _UserLock:
+    """An asyncio lock with a user count, so the lock table only holds users in use."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+def _statement(sql: str, params: tuple[object, ...]) -> Job[int]:
+    """A writer job running one statement; its result is the row count."""
+
+    def job(conn: sqlite3.Connection) -> int:
+        return conn.execute(sql, params).rowcount
+
+    return job
+
+
+def _merged(draft_json: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh draft from its JSON with `fields` merged in (a value of None removes the key)."""
+    draft: dict[str, Any] = json.loads(draft_json)
+    for key, value in fields.items():
+        if value is None:
+            draft.pop(key, None)
+        else:
+            draft[key] = value
+    return draft
+
+
 class Store:
     """Repository over one SQLite file; open with `await Store.open(path)`."""
 
     def __init__(
-        self, db: aiosqlite.Connection, clock: Clock, cipher: DataCipher | None = None
+        self,
+        db: aiosqlite.Connection,
+        clock: Clock,
+        cipher: DataCipher | None = None,
+        *,
+        writer: SQLiteWriter,
+        owns_writer: bool = False,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        self._db = db
+        """Wrap open connections; use `Store.open` instead of calling this directly."""
+        self._db = db  # reads only: every write is a job of `_writer`
+        self._writer = writer
+        self._owns_writer = owns_writer
         self._clock = clock
         self._cipher = cipher
-        self._locales: dict[int, str] = {}
-        self._drafts: dict[int, dict[str, Any]] = {}
+        # None is a known answer (no language chosen yet), so absence is `_MISSING`.
+        self._locales: _Lru[int, str | None] = _Lru(cache_size)
+        # The draft's JSON text: each `get_draft` parses its own copy, nothing is shared.
+        self._drafts: _Lru[int, str] = _Lru(cache_size)
+        self._locks: dict[int, _UserLock] = {}
 
     @classmethod
     async def open(
-        cls, path: Path, clock: Clock | None = None, *, cipher: DataCipher | None = None
+        cls,
+        path: Path,
+        clock: Clock | None = None,
+        *,
+        cipher: DataCipher | None = None,
+        writer: SQLiteWriter | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> Store:
         """Open the tables; without `cipher` values stay in clear (unit tests of the SQL only:
-        the bot always passes one, see `bot.app.open_app`)."""
-        db = await open_database(path, schema=SCHEMA + SUBMISSIONS_SCHEMA)
+        the bot always passes one, see `bot.app.open_app`). `writer` is the process's shared
+        writer of this file; without one the store opens (and closes) its own."""
+        # Autocommit: a read never leaves a transaction (a snapshot) open behind it.
+        db = await open_database(path, schema=SCHEMA + SUBMISSIONS_SCHEMA, autocommit=True)
         async with close_on_error(db):  # e.g. a wrong DATA_KEY found by the migration
-            store = cls(db, clock or SystemClock(), cipher)
-            await store._migrate()
+            owns_writer = writer is None
+            if writer is None:
+                writer = await SQLiteWriter.open(path)
+            store = cls(
+                db,
+                clock or SystemClock(),
+                cipher,
+                writer=writer,
+                owns_writer=owns_writer,
+                cache_size=cache_size,
+            )
+            try:
+                await writer.run(store._migrate)
+            except BaseException:
+                if owns_writer:
+                    await writer.close()
+                raise
         return store
 
     @property
@@ -143,86 +272,121 @@ class Store:
         return self._cipher
 
     async def close(self) -> None:
+        """Close the read connection (and the writer if it is the store's own); safe twice."""
+        if self._owns_writer:
+            await self._writer.close()
         await self._db.close()
 
     def _now(self) -> str:
         # UTC everywhere in the tables, so that text comparison orders instants correctly.
         return _utc(self._clock.now())
 
+    async def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        """One statement run to its end in one hop: no cursor or snapshot left open."""
+        return list(await self._db.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def _user_lock(self, user_id: int) -> AsyncIterator[None]:
+        """Serialise this user's cache loads and read-modify-writes (other users never wait)."""
+        entry = self._locks.get(user_id)
+        if entry is None:
+            entry = self._locks[user_id] = _UserLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[user_id]
+
     # --- users --------------------------------------------------------------------------
 
     async def get_locale(self, user_id: int) -> str | None:
-        if user_id in self._locales:
-            return self._locales[user_id]
-        async with self._db.execute("SELECT locale FROM users WHERE user_id = ?", (user_id,)) as c:
-            row = await c.fetchone()
-        if row is not None:
-            self._locales[user_id] = row[0]
-        return row[0] if row else None
+        """The language the user chose, or None."""
+        cached = self._locales.get(user_id, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        # Loaded under the lock, so a load can never cache a value older than a concurrent write.
+        async with self._user_lock(user_id):
+            cached = self._locales.get(user_id, _MISSING)
+            if cached is not _MISSING:
+                return cached
+            rows = await self._read("SELECT locale FROM users WHERE user_id = ?", (user_id,))
+            locale: str | None = rows[0][0] if rows else None
+            self._locales.put(user_id, locale)
+            return locale
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         now = self._now()
-        await self._db.execute(
-            "INSERT INTO users (user_id, locale, created_at, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(user_id) DO UPDATE SET locale = excluded.locale,"
-            " updated_at = excluded.updated_at",
-            (user_id, locale, now, now),
-        )
-        await self._db.commit()
-        self._locales[user_id] = locale
+        async with self._user_lock(user_id):
+            await self._writer.run(
+                _statement(
+                    "INSERT INTO users (user_id, locale, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET"
+                    " locale = excluded.locale, updated_at = excluded.updated_at",
+                    (user_id, locale, now, now),
+                )
+            )
+            self._locales.put(user_id, locale)
 
     # --- drafts -------------------------------------------------------------------------
 
     async def get_draft(self, user_id: int) -> dict[str, Any]:
         """The parent's draft (a copy: change it through `update_draft`)."""
-        if user_id not in self._drafts:
-            async with self._db.execute(
-                "SELECT data FROM drafts WHERE user_id = ?", (user_id,)
-            ) as cur:
-                row = await cur.fetchone()
-            self._drafts[user_id] = self._open_json(row[0], "drafts.data", user_id) if row else {}
-        return json.loads(json.dumps(self._drafts[user_id]))
+        text = self._drafts.get(user_id, None)
+        if text is None:
+            async with self._user_lock(user_id):
+                text = await self._draft_text(user_id)
+        draft: dict[str, Any] = json.loads(text)
+        return draft
 
     async def update_draft(
         self, user_id: int, step: str | None = None, **fields: Any
     ) -> dict[str, Any]:
         """Merge `fields` into the draft (a value of None removes the key) and save it."""
-        draft = await self.get_draft(user_id)
-        for key, value in fields.items():
-            if value is None:
-                draft.pop(key, None)
-            else:
-                draft[key] = value
-        await self._save_draft(user_id, draft, step)
+        async with self._user_lock(user_id):
+            draft = _merged(await self._draft_text(user_id), fields)
+            payload, params = self._draft_params(user_id, draft, step)
+            await self._writer.run(_statement(_UPSERT_DRAFT, params))
+            self._drafts.put(user_id, payload)
         return draft
 
     async def replace_draft(
         self, user_id: int, draft: dict[str, Any], step: str | None = None
     ) -> None:
-        await self._save_draft(user_id, draft, step)
-
-    async def _save_draft(self, user_id: int, draft: dict[str, Any], step: str | None) -> None:
-        payload = json.dumps(draft, ensure_ascii=False, separators=(",", ":"))
-        await self._db.execute(
-            "INSERT INTO drafts (user_id, step, data, updated_at, submitted) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(user_id) DO UPDATE SET data = excluded.data,"
-            " step = COALESCE(excluded.step, drafts.step), updated_at = excluded.updated_at,"
-            " submitted = excluded.submitted",
-            (
-                user_id,
-                step,
-                self._seal_text(payload, "drafts.data", user_id),
-                self._now(),
-                int("application" in draft),
-            ),
-        )
-        await self._db.commit()
-        self._drafts[user_id] = json.loads(payload)
+        async with self._user_lock(user_id):
+            payload, params = self._draft_params(user_id, draft, step)
+            await self._writer.run(_statement(_UPSERT_DRAFT, params))
+            self._drafts.put(user_id, payload)
 
     async def delete_draft(self, user_id: int) -> None:
-        await self._db.execute("DELETE FROM drafts WHERE user_id = ?", (user_id,))
-        await self._db.commit()
-        self._drafts[user_id] = {}
+        async with self._user_lock(user_id):
+            await self._writer.run(_statement("DELETE FROM drafts WHERE user_id = ?", (user_id,)))
+            self._drafts.pop(user_id)
+
+    async def _draft_text(self, user_id: int) -> str:
+        """The draft's JSON, cached or loaded from disk; the caller holds the user's lock."""
+        text = self._drafts.get(user_id, None)
+        if text is None:
+            rows = await self._read("SELECT data FROM drafts WHERE user_id = ?", (user_id,))
+            text = self._open_text(rows[0][0], "drafts.data", user_id) if rows else "{}"
+            self._drafts.put(user_id, text)
+        return text
+
+    def _draft_params(
+        self, user_id: int, draft: dict[str, Any], step: str | None
+    ) -> tuple[str, tuple[object, ...]]:
+        """The draft's JSON text and the parameters of `_UPSERT_DRAFT` that save it sealed."""
+        payload = json.dumps(draft, ensure_ascii=False, separators=(",", ":"))
+        params = (
+            user_id,
+            step,
+            self._seal_text(payload, "drafts.data", user_id),
+            self._now(),
+            int("application" in draft),
+        )
+        return payload, params
 
     # --- applications -------------------------------------------------------------------
 
@@ -238,38 +402,50 @@ class Store:
         summary: dict[str, Any],
     ) -> None:
         """Record a submitted application; a repeated id (a replayed answer) changes nothing."""
-        plain, personal = split_summary(summary)
-        await self._db.execute(
-            "INSERT OR IGNORE INTO applications"
-            " (id, user_id, chat_id, number, status, summary, submitted_at, updated_at, personal)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                application_id,
-                user_id,
-                chat_id,
-                number,
-                status,
-                json.dumps(plain, ensure_ascii=False),
-                _utc(submitted_at),
-                self._now(),
-                self._seal_json(personal, "applications.personal", application_id),
-            ),
+        params = self._application_params(
+            application_id=application_id,
+            user_id=user_id,
+            chat_id=chat_id,
+            number=number,
+            status=status,
+            submitted_at=submitted_at,
+            summary=summary,
         )
-        await self._db.commit()
+        await self._writer.run(_statement(_INSERT_APPLICATION, params))
+
+    def _application_params(
+        self,
+        *,
+        application_id: str,
+        user_id: int,
+        chat_id: int,
+        number: str,
+        status: str,
+        submitted_at: datetime,
+        summary: dict[str, Any],
+    ) -> tuple[object, ...]:
+        plain, personal = split_summary(summary)
+        return (
+            application_id,
+            user_id,
+            chat_id,
+            number,
+            status,
+            json.dumps(plain, ensure_ascii=False),
+            _utc(submitted_at),
+            self._now(),
+            self._seal_json(personal, "applications.personal", application_id),
+        )
 
     async def list_applications(self, user_id: int) -> list[StoredApplication]:
-        async with self._db.execute(
+        rows = await self._read(
             _SELECT_APPLICATION + " WHERE user_id = ? ORDER BY submitted_at", (user_id,)
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [self._application(r) for r in rows]
 
     async def get_application(self, application_id: str) -> StoredApplication | None:
-        async with self._db.execute(
-            _SELECT_APPLICATION + " WHERE id = ?", (application_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return self._application(row) if row else None
+        rows = await self._read(_SELECT_APPLICATION + " WHERE id = ?", (application_id,))
+        return self._application(rows[0]) if rows else None
 
     async def update_application_status(
         self,
@@ -281,72 +457,79 @@ class Store:
         deadline: datetime | None,
     ) -> StoredApplication | None:
         """Record a status change; returns the application as it was before, or None if unknown."""
-        before = await self.get_application(application_id)
-        if before is None:
-            return None
-        await self._db.execute(
-            "UPDATE applications SET status = ?, queue_position = ?, status_reason = ?,"
-            " deadline = ?, updated_at = ? WHERE id = ?",
-            (
-                status,
-                queue_position,
-                json.dumps(status_reason, ensure_ascii=False) if status_reason else None,
-                _utc(deadline) if deadline else None,
-                self._now(),
-                application_id,
-            ),
+        params = (
+            status,
+            queue_position,
+            json.dumps(status_reason, ensure_ascii=False) if status_reason else None,
+            _utc(deadline) if deadline else None,
+            self._now(),
+            application_id,
         )
-        await self._db.commit()
-        return before
+
+        def update(conn: sqlite3.Connection) -> Any:
+            # One job: the row returned is the very one this update replaced.
+            before = conn.execute(
+                _SELECT_APPLICATION + " WHERE id = ?", (application_id,)
+            ).fetchone()
+            if before is not None:
+                conn.execute(
+                    "UPDATE applications SET status = ?, queue_position = ?, status_reason = ?,"
+                    " deadline = ?, updated_at = ? WHERE id = ?",
+                    params,
+                )
+            return before
+
+        row = await self._writer.run(update)
+        return self._application(row) if row is not None else None
 
     # --- events for the staff digest (no personal data: ids and codes only) --------------
 
     async def record_event(self, kind: str, **data: str | int | None) -> None:
         """Note something staff count (consent_denied, consent_expired, …) at the clock's now."""
-        await self._db.execute(
-            "INSERT INTO events (kind, at, data) VALUES (?, ?, ?)",
-            (kind, self._now(), json.dumps(data, ensure_ascii=False)),
+        await self._writer.run(
+            _statement(
+                "INSERT INTO events (kind, at, data) VALUES (?, ?, ?)",
+                (kind, self._now(), json.dumps(data, ensure_ascii=False)),
+            )
         )
-        await self._db.commit()
 
     async def count_events(self, since: datetime, until: datetime) -> dict[str, int]:
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT kind, COUNT(*) FROM events WHERE at >= ? AND at < ? GROUP BY kind",
             (_utc(since), _utc(until)),
-        ) as cur:
-            return {kind: count for kind, count in await cur.fetchall()}
+        )
+        return {kind: count for kind, count in rows}
 
     # --- users who blocked the bot, and small persistent values -------------------------
 
     async def mark_blocked(self, user_id: int) -> None:
-        await self._db.execute(
-            "UPDATE users SET blocked_at = ? WHERE user_id = ?", (self._now(), user_id)
+        await self._writer.run(
+            _statement("UPDATE users SET blocked_at = ? WHERE user_id = ?", (self._now(), user_id))
         )
-        await self._db.commit()
 
     async def mark_unblocked(self, user_id: int) -> None:
-        await self._db.execute("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
-        await self._db.commit()
+        await self._writer.run(
+            _statement("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
+        )
 
     async def is_blocked(self, user_id: int) -> bool:
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT blocked_at IS NOT NULL FROM users WHERE user_id = ?", (user_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return bool(row and row[0])
+        )
+        return bool(rows and rows[0][0])
 
     async def get_meta(self, key: str) -> str | None:
-        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+        await self._writer.run(
+            _statement(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
         )
-        await self._db.commit()
 
     # --- /forget and retention ----------------------------------------------------------
 
@@ -356,55 +539,63 @@ class Store:
         One transaction; `secure_delete` overwrites the freed pages. Returns how many
         applications were forgotten. The voucher service keeps its own copy (docs/security.md).
         """
-        async with self._db.execute(
-            "SELECT id FROM applications WHERE user_id = ?", (user_id,)
-        ) as cur:
-            ids = [row[0] for row in await cur.fetchall()]
-        marks = [prefix + i for i in ids for prefix in _APPLICATION_META_PREFIXES]
-        try:
-            await self._db.execute("DELETE FROM drafts WHERE user_id = ?", (user_id,))
-            await self._db.execute("DELETE FROM applications WHERE user_id = ?", (user_id,))
-            await self._db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+
+        def forget(conn: sqlite3.Connection) -> int:
+            ids = [
+                row[0]
+                for row in conn.execute("SELECT id FROM applications WHERE user_id = ?", (user_id,))
+            ]
+            conn.execute("DELETE FROM drafts WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM applications WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             # Its sealed POST body holds both IINs and the phone. A submission still on its
             # way goes too: the parent asked for everything to go, and is told that what the
             # service already has stays there.
-            await self._db.execute("DELETE FROM submissions WHERE user_id = ?", (user_id,))
-            await self._db.executemany("DELETE FROM meta WHERE key = ?", [(m,) for m in marks])
-            await self._db.commit()
-        except Exception:
-            await self._db.rollback()
-            raise
-        self._drafts.pop(user_id, None)
-        self._locales.pop(user_id, None)
-        return len(ids)
+            conn.execute("DELETE FROM submissions WHERE user_id = ?", (user_id,))
+            conn.executemany(
+                "DELETE FROM meta WHERE key = ?",
+                [(prefix + i,) for i in ids for prefix in _APPLICATION_META_PREFIXES],
+            )
+            return len(ids)
+
+        async with self._user_lock(user_id):
+            forgotten = await self._writer.run(forget)
+            self._drafts.pop(user_id)
+            self._locales.pop(user_id)
+        return forgotten
 
     async def stale_draft_users(self, before: datetime) -> list[int]:
         """Users whose draft has not changed since `before`."""
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT user_id FROM drafts WHERE updated_at < ? ORDER BY user_id", (_utc(before),)
-        ) as cur:
-            return [int(row[0]) for row in await cur.fetchall()]
+        )
+        return [int(row[0]) for row in rows]
 
     async def delete_draft_if_untouched(self, user_id: int, before: datetime) -> bool:
         """Delete the draft unless it changed since `before` (it may have, since the scan)."""
-        cur = await self._db.execute(
-            "DELETE FROM drafts WHERE user_id = ? AND updated_at < ?", (user_id, _utc(before))
-        )
-        await self._db.commit()
-        if cur.rowcount:
-            self._drafts.pop(user_id, None)
-        return cur.rowcount > 0
+        async with self._user_lock(user_id):
+            deleted = await self._writer.run(
+                _statement(
+                    "DELETE FROM drafts WHERE user_id = ? AND updated_at < ?",
+                    (user_id, _utc(before)),
+                )
+            )
+            if deleted:
+                self._drafts.pop(user_id)
+        return deleted > 0
 
     async def delete_settled_submissions(self, before: datetime) -> int:
         """Delete answered submissions (done or refused, the parent's state synced) that have
         not changed since `before`: their sealed body is a copy of the draft, no longer needed.
         """
-        cur = await self._db.execute(
-            "DELETE FROM submissions WHERE status != 'pending' AND synced = 1 AND updated_at < ?",
-            (iso(before),),
+        deleted = await self._writer.run(
+            _statement(
+                "DELETE FROM submissions WHERE status != 'pending' AND synced = 1"
+                " AND updated_at < ?",
+                (iso(before),),
+            )
         )
-        await self._db.commit()
-        return max(cur.rowcount, 0)
+        return max(deleted, 0)
 
     # --- sealing ------------------------------------------------------------------------
 
@@ -418,15 +609,18 @@ class Store:
             json.dumps(value, ensure_ascii=False, separators=(",", ":")), column, row
         )
 
-    def _open_json(self, stored: str | bytes, column: str, row: object) -> Any:
+    def _open_text(self, stored: str | bytes, column: str, row: object) -> str:
         if isinstance(stored, str):
             if self._cipher is not None:
                 # `_migrate` sealed every clear value at open: one now is an injected row.
                 raise ValueError(f"{column}: a value in clear where a sealed one belongs")
-            return json.loads(stored)
+            return stored
         if self._cipher is None:
             raise ValueError(f"{column} is encrypted: DATA_KEY is needed to read it")
-        return self._cipher.decrypt_json(stored, row_context(column, row))
+        return self._cipher.decrypt_text(stored, row_context(column, row))
+
+    def _open_json(self, stored: str | bytes, column: str, row: object) -> Any:
+        return json.loads(self._open_text(stored, column, row))
 
     def _application(self, row: Any) -> StoredApplication:
         summary: dict[str, Any] = json.loads(row[5])
@@ -445,44 +639,42 @@ class Store:
             deadline=datetime.fromisoformat(row[9]) if row[9] else None,
         )
 
-    async def _migrate(self) -> None:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring an older file up to date: new columns, clear values sealed, old keys rotated.
 
-        Runs at every open in one transaction; on an up-to-date file it only reads. A value
-        sealed by a key in DATA_KEYS_OLD is sealed again with DATA_KEY, so after one start
-        with the new key the old one is needed only for backups made before.
+        A writer job run at every open, so one transaction; on an up-to-date file it only
+        reads. A value sealed by a key in DATA_KEYS_OLD is sealed again with DATA_KEY, so after
+        one start with the new key the old one is needed only for backups made before.
         """
         for table, column, declaration in _ADDED_COLUMNS:
-            async with self._db.execute(f"PRAGMA table_info({table})") as cur:
-                names = {row[1] for row in await cur.fetchall()}
+            names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in names:
-                await self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         cipher = self._cipher
         if cipher is None:
-            await self._db.commit()
             return
-        drafts = await self._db.execute_fetchall(
+        drafts = conn.execute(
             "SELECT user_id, data FROM drafts WHERE typeof(data) != 'blob'"
             " OR substr(data, 2, 8) != ?",
             (cipher.key_id,),
-        )
+        ).fetchall()
         for user_id, stored in drafts:
             draft = self._open_any(stored, "drafts.data", user_id)
-            await self._db.execute(
+            conn.execute(
                 "UPDATE drafts SET data = ?, submitted = ? WHERE user_id = ?",
                 (self._seal_json(draft, "drafts.data", user_id), "application" in draft, user_id),
             )
-        applications = await self._db.execute_fetchall(
+        applications = conn.execute(
             "SELECT id, summary, personal FROM applications WHERE personal IS NULL"
             " OR substr(personal, 2, 8) != ?",
             (cipher.key_id,),
-        )
+        ).fetchall()
         for application_id, summary_json, stored in applications:
             summary = json.loads(summary_json)
             if stored is not None:
                 summary.update(self._open_any(stored, "applications.personal", application_id))
             plain, personal = split_summary(summary)
-            await self._db.execute(
+            conn.execute(
                 "UPDATE applications SET summary = ?, personal = ? WHERE id = ?",
                 (
                     json.dumps(plain, ensure_ascii=False),
@@ -491,19 +683,18 @@ class Store:
                 ),
             )
         for column in _SEALED_SUBMISSION_COLUMNS:
-            rows = await self._db.execute_fetchall(
+            rows = conn.execute(
                 f"SELECT idempotency_key, {column} FROM submissions WHERE {column} IS NOT NULL"
                 f" AND (typeof({column}) != 'blob' OR substr({column}, 2, 8) != ?)",
                 (cipher.key_id,),
-            )
+            ).fetchall()
             place = f"submissions.{column}"
             for key, stored in rows:
                 value = self._open_any(stored, place, key)
-                await self._db.execute(
+                conn.execute(
                     f"UPDATE submissions SET {column} = ? WHERE idempotency_key = ?",
                     (self._seal_json(value, place, key), key),
                 )
-        await self._db.commit()
 
     def _open_any(self, stored: str | bytes, column: str, row: object) -> Any:
         """A value as `_migrate` finds it: clear text (older files) or sealed by a known key."""
@@ -528,55 +719,58 @@ class Store:
     ) -> tuple[Submission, bool]:
         """Submit's transaction: a `pending` row for `key` unless one is pending or done.
 
-        One statement, so one transaction whatever else shares the connection. Returns the row
-        that stands for this parent's application and whether this call opened it. A refused
-        row (the parent fixed something and pressed Submit again) opens again, same key.
+        One writer job, so the insert and the reads that decide which row stands are one
+        transaction. Returns the row that stands for this parent's application and whether
+        this call opened it. A refused row (the parent fixed something and pressed Submit
+        again) opens again, same key.
         """
         now = iso(self._clock.now())
-        try:
-            cur = await self._db.execute(
-                _BEGIN_SUBMISSION,
-                (
-                    key,
-                    user_id,
-                    chat_id,
-                    self._seal_json(session, "submissions.session", key),
-                    self._seal_json(body, "submissions.body", key),
-                    self._seal_json(summary, "submissions.summary", key),
-                    now,
-                    now,
-                    now,
-                ),
-            )
-            opened = cur.rowcount > 0
-        except sqlite3.IntegrityError:
-            # Another key of this parent is pending (`submissions_open`): that one is on its way.
-            opened = False
-        await self._db.commit()
-        row = await self.submission(key)
-        if not opened and (row is None or row.status == "refused"):
-            row = await self.open_submission(user_id)
+        params = (
+            key,
+            user_id,
+            chat_id,
+            self._seal_json(session, "submissions.session", key),
+            self._seal_json(body, "submissions.body", key),
+            self._seal_json(summary, "submissions.summary", key),
+            now,
+            now,
+            now,
+        )
+
+        def begin(conn: sqlite3.Connection) -> tuple[Any, bool]:
+            try:
+                opened = conn.execute(_BEGIN_SUBMISSION, params).rowcount > 0
+            except sqlite3.IntegrityError:
+                # Another key of this parent is pending (`submissions_open`): that one is on
+                # its way. Only this statement is undone; the job goes on.
+                opened = False
+            row = conn.execute(_SELECT_SUBMISSION + " WHERE idempotency_key = ?", (key,)).fetchone()
+            if not opened and (row is None or row[_STATUS] == "refused"):
+                row = conn.execute(
+                    _SELECT_SUBMISSION + " WHERE user_id = ? AND status = 'pending'", (user_id,)
+                ).fetchone()
+            return row, opened
+
+        row, opened = await self._writer.run(begin)
         if row is None:
             raise RuntimeError("a submission row vanished while it was being opened")
-        return row, opened
+        return self._submission(row), opened
 
     async def submission(self, key: str) -> Submission | None:
         """The row of this Idempotency-Key, if any."""
-        rows = await self._db.execute_fetchall(
-            _SELECT_SUBMISSION + " WHERE idempotency_key = ?", (key,)
-        )
+        rows = await self._read(_SELECT_SUBMISSION + " WHERE idempotency_key = ?", (key,))
         return next((self._submission(r) for r in rows), None)
 
     async def open_submission(self, user_id: int) -> Submission | None:
         """This parent's submission still waiting for a final answer, if any."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             _SELECT_SUBMISSION + " WHERE user_id = ? AND status = 'pending'", (user_id,)
         )
         return next((self._submission(r) for r in rows), None)
 
     async def due_submissions(self, now: datetime, limit: int) -> list[Submission]:
         """Pending rows whose next attempt is due, oldest due first."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             _SELECT_SUBMISSION + " WHERE status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?",
             (iso(now), limit),
@@ -585,16 +779,14 @@ class Store:
 
     async def next_submission_due(self) -> datetime | None:
         """When the earliest pending row is due, or None when nothing is pending."""
-        rows = list(
-            await self._db.execute_fetchall(
-                "SELECT MIN(next_attempt_at) FROM submissions WHERE status = 'pending'"
-            )
+        rows = await self._read(
+            "SELECT MIN(next_attempt_at) FROM submissions WHERE status = 'pending'"
         )
         return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
 
     async def unsynced_submissions(self) -> list[Submission]:
         """Rows with a final answer whose follow-up (the parent's state) may not have run."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             _SELECT_SUBMISSION + " WHERE synced = 0 AND status != 'pending' ORDER BY id"
         )
         return [self._submission(r) for r in rows]
@@ -603,34 +795,46 @@ class Store:
         self, submission_id: int, *, next_attempt_at: datetime, error: str
     ) -> None:
         """No final answer this time: count the attempt and say when to try again."""
-        await self._db.execute(
-            "UPDATE submissions SET attempts = attempts + 1, next_attempt_at = ?,"
-            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
-            (iso(next_attempt_at), error[:200], iso(self._clock.now()), submission_id),
+        await self._writer.run(
+            _statement(
+                "UPDATE submissions SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                (iso(next_attempt_at), error[:200], iso(self._clock.now()), submission_id),
+            )
         )
-        await self._db.commit()
 
     async def rekey_submission(self, sub: Submission, new_key: str) -> Submission:
         """Give a pending row (and its draft) a new Idempotency-Key; sealed values follow it."""
         if sub.session is None or sub.body is None or sub.summary is None:
             raise ValueError("only a pending submission with its body can take a new key")
-        await self._db.execute(
-            "UPDATE submissions SET idempotency_key = ?, session = ?, body = ?, summary = ?,"
-            " updated_at = ? WHERE id = ?",
-            (
-                new_key,
-                self._seal_json(sub.session, "submissions.session", new_key),
-                self._seal_json(sub.body, "submissions.body", new_key),
-                self._seal_json(sub.summary, "submissions.summary", new_key),
-                iso(self._clock.now()),
-                sub.id,
-            ),
+        params = (
+            new_key,
+            self._seal_json(sub.session, "submissions.session", new_key),
+            self._seal_json(sub.body, "submissions.body", new_key),
+            self._seal_json(sub.summary, "submissions.summary", new_key),
+            iso(self._clock.now()),
+            sub.id,
         )
-        # The draft's own write path commits both: a later Submit finds the row by this key.
-        await self.update_draft(sub.user_id, idempotency_key=new_key)
-        renewed = await self.submission(new_key)
-        assert renewed is not None
-        return renewed
+        async with self._user_lock(sub.user_id):
+            draft = _merged(await self._draft_text(sub.user_id), {"idempotency_key": new_key})
+            payload, draft_params = self._draft_params(sub.user_id, draft, None)
+
+            def rekey(conn: sqlite3.Connection) -> Any:
+                # The row and the draft together: a later Submit finds the row by this key.
+                conn.execute(
+                    "UPDATE submissions SET idempotency_key = ?, session = ?, body = ?,"
+                    " summary = ?, updated_at = ? WHERE id = ?",
+                    params,
+                )
+                conn.execute(_UPSERT_DRAFT, draft_params)
+                return conn.execute(
+                    _SELECT_SUBMISSION + " WHERE idempotency_key = ?", (new_key,)
+                ).fetchone()
+
+            row = await self._writer.run(rekey)
+            self._drafts.put(sub.user_id, payload)
+        assert row is not None
+        return self._submission(row)
 
     async def settle_submission(
         self,
@@ -643,35 +847,24 @@ class Store:
     ) -> bool:
         """A final answer's transaction: the row, the parent's message, the record, the draft.
 
-        The statements run in this order on this connection and are committed together by the
-        last write (the draft's own code path, which seals it). Every statement is idempotent,
-        and the row keeps `synced = 0` until `mark_submission_synced`: if the process dies
-        before that, the submitter runs this again with the stored outcome, so any part that
-        did reach the disk is simply written again, never twice. False (and nothing written)
-        when the row is gone: /forget took it while the POST was on its way.
+        One writer job, so all four commit together before this returns. Every statement is
+        idempotent, and the row keeps `synced = 0` until `mark_submission_synced`: if the
+        process dies before that, the submitter runs this again with the stored outcome, so
+        anything already on disk is simply written again, never twice. False (and nothing
+        written) when the row is gone: /forget took it while the POST was on its way.
         """
         application = outcome.get("application")
-        # 1. the final answer
-        cur = await self._db.execute(
-            "UPDATE submissions SET status = ?, outcome = ?, synced = 0, last_error = NULL,"
-            " updated_at = ? WHERE id = ? AND idempotency_key = ?",
-            (
-                "done" if application else "refused",
-                json.dumps(outcome, ensure_ascii=False),
-                iso(self._clock.now()),
-                sub.id,
-                sub.key,
-            ),
+        now = iso(self._clock.now())
+        settle_params = (
+            "done" if application else "refused",
+            json.dumps(outcome, ensure_ascii=False),
+            now,
+            sub.id,
+            sub.key,
         )
-        if cur.rowcount == 0:
-            return False
-        # 2. the message, once for ever: a repeat with the same dedup_key stores nothing
-        await self._db.execute(
-            OUTBOX_INSERT, outbox_insert_params(message, iso(self._clock.now()), self._cipher)
-        )
-        # 3. the application record (a replayed answer changes nothing: INSERT OR IGNORE)
-        if application:
-            await self.add_application(
+        message_params = outbox_insert_params(message, now, self._cipher)
+        application_params = (
+            self._application_params(
                 application_id=application["id"],
                 user_id=sub.user_id,
                 chat_id=sub.chat_id,
@@ -680,22 +873,53 @@ class Store:
                 submitted_at=datetime.fromisoformat(application["submitted_at"]),
                 summary=sub.summary or {},
             )
-        # 4. the draft (its own code path seals it, and commits)
-        await self.update_draft(sub.user_id, step=step, **draft)
-        return True
+            if application
+            else None
+        )
+        async with self._user_lock(sub.user_id):
+            merged = _merged(await self._draft_text(sub.user_id), draft)
+            payload, draft_params = self._draft_params(sub.user_id, merged, step)
+
+            def settle(conn: sqlite3.Connection) -> bool:
+                # 1. the final answer
+                updated = conn.execute(
+                    "UPDATE submissions SET status = ?, outcome = ?, synced = 0,"
+                    " last_error = NULL, updated_at = ? WHERE id = ? AND idempotency_key = ?",
+                    settle_params,
+                ).rowcount
+                if updated == 0:
+                    return False
+                # 2. the message, once for ever: a repeat with the same dedup_key stores nothing
+                conn.execute(OUTBOX_INSERT, message_params)
+                # 3. the application record (a replayed answer changes nothing: INSERT OR IGNORE)
+                if application_params is not None:
+                    conn.execute(_INSERT_APPLICATION, application_params)
+                # 4. the draft
+                conn.execute(_UPSERT_DRAFT, draft_params)
+                return True
+
+            recorded = await self._writer.run(settle)
+            if application is not None:
+                # Submitted: this draft is done with, so it leaves the cache (and is read again
+                # from disk if the parent comes back to it).
+                self._drafts.pop(sub.user_id)
+            elif recorded:
+                self._drafts.put(sub.user_id, payload)
+        return recorded
 
     async def mark_submission_synced(self, submission_id: int) -> None:
         """The parent's state follows the answer: done; the body and session are dropped."""
-        await self._db.execute(
-            "UPDATE submissions SET synced = 1, session = NULL, body = NULL, summary = NULL,"
-            " updated_at = ? WHERE id = ? AND status != 'pending'",
-            (iso(self._clock.now()), submission_id),
+        await self._writer.run(
+            _statement(
+                "UPDATE submissions SET synced = 1, session = NULL, body = NULL, summary = NULL,"
+                " updated_at = ? WHERE id = ? AND status != 'pending'",
+                (iso(self._clock.now()), submission_id),
+            )
         )
-        await self._db.commit()
 
     async def submission_counts(self) -> dict[str, int]:
         """For the staff digest: applications waiting to be sent, and refused ones."""
-        rows = await self._db.execute_fetchall(
+        rows = await self._read(
             "SELECT status, COUNT(*) FROM submissions WHERE status != 'done' GROUP BY status"
         )
         counts = dict(rows)
@@ -760,6 +984,17 @@ _SELECT_APPLICATION = (
     "SELECT id, user_id, chat_id, number, status, summary, submitted_at, queue_position,"
     " status_reason, deadline, personal FROM applications"
 )
+_INSERT_APPLICATION = (
+    "INSERT OR IGNORE INTO applications"
+    " (id, user_id, chat_id, number, status, summary, submitted_at, updated_at, personal)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_DRAFT = (
+    "INSERT INTO drafts (user_id, step, data, updated_at, submitted) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT(user_id) DO UPDATE SET data = excluded.data,"
+    " step = COALESCE(excluded.step, drafts.step), updated_at = excluded.updated_at,"
+    " submitted = excluded.submitted"
+)
 
 
 # --- submissions: the table and its row (methods in Store's "submissions" section) --------------
@@ -807,6 +1042,7 @@ _SELECT_SUBMISSION = (
     "SELECT id, idempotency_key, user_id, chat_id, status, round, attempts, next_attempt_at,"
     " last_error, outcome, synced, session, body, summary FROM submissions"
 )
+_STATUS = 4  # the column of `status` in _SELECT_SUBMISSION
 
 
 @dataclass(frozen=True, slots=True)

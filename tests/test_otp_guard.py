@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.otp_guard import MAX_WRONG, OtpGuard, Refusal
+from services.sqlite_writer import SQLiteWriter
 
 PHONE = "+77012345678"
 OTHER_PHONE = "+77019998877"
@@ -171,3 +173,30 @@ async def test_rows_are_deleted_a_day_after_they_stop_mattering(
     again = await exhaust(guard, ALICE, PHONE, "otp-3")
     assert again.until - clock.now() == timedelta(minutes=5)  # a fresh start
     assert await guard.may_request(BOB, OTHER_PHONE) is not None
+
+
+async def test_concurrent_wrong_codes_are_all_counted(guard: OtpGuard) -> None:
+    # Each count is one read-modify-write job of the writer: none may overwrite another.
+    await guard.requested(ALICE, PHONE, "otp-1")
+    results = await asyncio.gather(*(guard.wrong(ALICE, PHONE, "otp-1") for _ in range(MAX_WRONG)))
+    assert sorted(r.left for r in results) == list(range(MAX_WRONG))
+    assert sum(r.refusal is not None for r in results) == 1
+    refusal = await guard.may_verify(ALICE, PHONE, "otp-1")
+    assert refusal is not None and refusal.reason == "exhausted"
+
+
+async def test_a_shared_writer_commits_the_guard_with_others(db: Path, clock: FakeClock) -> None:
+    writer = await SQLiteWriter.open(db)
+    guard = await OtpGuard.open(db, clock, phone_key=phone_key, writer=writer)
+    try:
+        await asyncio.gather(
+            *(guard.requested(user, f"+7701000{user:04d}", f"otp-{user}") for user in range(50))
+        )
+        assert writer.stats.jobs >= 50
+        assert writer.stats.batches < writer.stats.jobs
+    finally:
+        await guard.close()
+        await writer.run(lambda conn: None)  # the guard left the shared writer open
+        await writer.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM otp_limits").fetchone()[0] == 100

@@ -1,16 +1,18 @@
 """aiogram FSM storage on SQLite (aiosqlite) with an in-process write-through cache.
 
 Why it is shaped like this (the design notes' "Performance facts"):
-- every aiosqlite call is a hop to the connection's thread, so each operation is ONE statement
-  and the connection runs in autocommit mode (no separate COMMIT hop);
 - state and data live in one row per key, so `set_state` and `set_data` are one UPSERT each;
-- reads are served from memory after the first load, writes reach the disk before they return
-  (`synchronous=FULL`): what the parent was told is saved survives a crash.
+- every write is one job of the process's `SQLiteWriter` (services/sqlite_writer.py): it
+  shares its commit with the other parts' writes of the moment, holds SQLite's write lock only
+  while its statement runs (never across an `await`) and returns once committed
+  (`synchronous=FULL`): what the parent was told is saved survives a crash;
+- reads are served from memory after the first load; a miss is one statement on the storage's
+  own autocommit connection (one thread hop, no read snapshot kept).
 
 Concurrency: the storage keeps its own asyncio lock per key instead of relying on aiogram's
 event isolation. Background jobs (/forget, staff tools) touch FSM rows outside update handling,
 and `update_data` must stay atomic even with `DisabledEventIsolation` (aiogram's default).
-Different keys never wait for each other; the single connection serialises the disk writes.
+Different keys never wait for each other; the writer serialises the disk writes.
 
 Personal data: FSM data (a phone, an IIN waiting for its consent…) is sealed with the
 `DataCipher` given to `open` (AES-GCM bound to the row's key, services/crypto.py). The cache
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -39,6 +42,7 @@ from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 from services.clock import Clock, SystemClock
 from services.crypto import DataCipher, row_context
 from services.sqlite import close_on_error, open_database
+from services.sqlite_writer import Job, SQLiteWriter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fsm_records (
@@ -150,25 +154,50 @@ def _state_name(state: StateType) -> str | None:
     return state.state if isinstance(state, State) else state
 
 
+def _statement(sql: str, params: tuple[object, ...]) -> Job[int]:
+    """A writer job running one statement; its result is the row count."""
+
+    def job(conn: sqlite3.Connection) -> int:
+        return conn.execute(sql, params).rowcount
+
+    return job
+
+
+def _returning(sql: str, params: tuple[object, ...]) -> Job[list[tuple[Any, ...]]]:
+    """A writer job running one `… RETURNING` statement to its end; its result is the rows."""
+
+    def job(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        return conn.execute(sql, params).fetchall()
+
+    return job
+
+
 class SQLiteStorage(BaseStorage):
     """FSM storage: one SQLite row per StorageKey, cached in memory, written through on change."""
 
     def __init__(
         self,
         conn: aiosqlite.Connection,
+        writer: SQLiteWriter,
         *,
+        owns_writer: bool = False,
         cache_size: int = 10_000,
         cipher: DataCipher | None = None,
         clock: Clock | None = None,
     ) -> None:
-        """Wrap an open connection; use `SQLiteStorage.open` instead of calling this directly."""
-        self._conn = conn
+        """Wrap open connections; use `SQLiteStorage.open` instead of calling this directly."""
+        self._conn = conn  # reads only
+        self._writer = writer
+        self._owns_writer = owns_writer
         self._cache_size = cache_size
         self._cipher = cipher
         self._clock: Clock = clock or SystemClock()
         # LRU: the database is always current, so evicting a record only costs a later read.
         self._cache: OrderedDict[StorageKey, _Record] = OrderedDict()
         self._locks: dict[StorageKey, _KeyLock] = {}
+        # Bumped by every delete of many keys at once (forget_user, purge_untouched), which
+        # takes no key lock: a load that saw one happen meanwhile must not cache its row.
+        self._purges = 0
 
     @classmethod
     async def open(
@@ -178,21 +207,40 @@ class SQLiteStorage(BaseStorage):
         cache_size: int = 10_000,
         cipher: DataCipher | None = None,
         clock: Clock | None = None,
+        writer: SQLiteWriter | None = None,
     ) -> SQLiteStorage:
         """Open (creating if needed) the storage in the SQLite file at `path`.
 
         Without `cipher` the data stays in clear: for tests of the storage alone; the bot
-        always passes one (`bot.app.open_app`).
+        always passes one (`bot.app.open_app`). `writer` is the process's shared writer of this
+        file; without one the storage opens (and closes) its own.
         """
-        # Autocommit: each statement is its own durable transaction.
+        # Autocommit: a read never leaves a transaction (a snapshot) open behind it.
         conn = await open_database(path, schema=_SCHEMA, autocommit=True)
         async with close_on_error(conn):
-            storage = cls(conn, cache_size=cache_size, cipher=cipher, clock=clock)
-            await storage._seal_old_rows()
+            owns_writer = writer is None
+            if writer is None:
+                writer = await SQLiteWriter.open(path)
+            storage = cls(
+                conn,
+                writer,
+                owns_writer=owns_writer,
+                cache_size=cache_size,
+                cipher=cipher,
+                clock=clock,
+            )
+            try:
+                await storage._seal_old_rows()
+            except BaseException:
+                if owns_writer:
+                    await writer.close()
+                raise
         return storage
 
     async def close(self) -> None:
-        """Close the database connection; safe to call twice."""
+        """Close the database connection (and the writer if it is the storage's own); safe twice."""
+        if self._owns_writer:
+            await self._writer.close()
         await self._conn.close()
         self._cache.clear()
 
@@ -253,13 +301,14 @@ class SQLiteStorage(BaseStorage):
         """Remove every key of this user (all chats, threads, destinies): /forget and retention."""
         for key in [k for k in self._cache if k.user_id == user_id]:
             del self._cache[key]
-        rows = await self._conn.execute_fetchall(
-            "DELETE FROM fsm_records WHERE user_id = ? RETURNING 1", (user_id,)
+        rows = await self._writer.run(
+            _returning("DELETE FROM fsm_records WHERE user_id = ? RETURNING 1", (user_id,))
         )
-        # Evicted again: a read that was loading one of these keys may have cached it meanwhile.
+        self._purges += 1
+        # Evicted again: a write may have cached one of these keys meanwhile.
         for key in [k for k in self._cache if k.user_id == user_id]:
             del self._cache[key]
-        return len(list(rows))
+        return len(rows)
 
     async def users_touched_since(self, since: datetime) -> set[int]:
         """Users with a key written at or after `since` (they are still at it)."""
@@ -271,9 +320,12 @@ class SQLiteStorage(BaseStorage):
 
     async def purge_untouched(self, before: datetime) -> set[int]:
         """Delete every key not written since `before`; returns the users they belonged to."""
-        rows = await self._conn.execute_fetchall(
-            "DELETE FROM fsm_records WHERE updated_at < ? RETURNING user_id", (_unix(before),)
+        rows = await self._writer.run(
+            _returning(
+                "DELETE FROM fsm_records WHERE updated_at < ? RETURNING user_id", (_unix(before),)
+            )
         )
+        self._purges += 1
         users = {int(row[0]) for row in rows}
         for key in [k for k in self._cache if k.user_id in users]:
             del self._cache[key]
@@ -306,7 +358,8 @@ class SQLiteStorage(BaseStorage):
             self._cache.move_to_end(key)
             return record
         # Load under the lock so a cold read can never cache a row older than a concurrent
-        # write; today aiosqlite's single FIFO thread also orders them, but that is its detail.
+        # write: reads and writes run on different connections and threads, nothing else
+        # orders them.
         async with self._locked(key):
             return await self._load(key)
 
@@ -315,9 +368,11 @@ class SQLiteStorage(BaseStorage):
         record = self._cache.get(key)
         if record is None:
             params = _key_params(key)
+            purges = self._purges
             rows = list(await self._conn.execute_fetchall(_SELECT, params))
             record = _Record(rows[0][0], self._open(rows[0][1], params)) if rows else _ABSENT
-            self._remember(key, record)
+            if purges == self._purges:
+                self._remember(key, record)
         return record
 
     async def _write(self, key: StorageKey, record: _Record) -> None:
@@ -325,9 +380,9 @@ class SQLiteStorage(BaseStorage):
         params = _key_params(key)
         if record.empty:
             # A cleared key (state None, data {}) needs no row: keeps the table to live drafts.
-            await self._conn.execute_fetchall(_DELETE, params)
+            job = _statement(_DELETE, params)
         else:
-            await self._conn.execute_fetchall(
+            job = _statement(
                 _UPSERT,
                 (
                     *params,
@@ -336,6 +391,7 @@ class SQLiteStorage(BaseStorage):
                     _unix(self._clock.now()),
                 ),
             )
+        await self._writer.run(job)
         # Only after the statement succeeded, so a failed write never poisons the cache.
         self._remember(key, record)
 
@@ -359,30 +415,26 @@ class SQLiteStorage(BaseStorage):
         cipher = self._cipher
         if cipher is None:
             return
-        rows = await self._conn.execute_fetchall(
-            "SELECT bot_id, chat_id, user_id, thread_id, business_connection_id, destiny, data"
-            " FROM fsm_records WHERE typeof(data) != 'blob' OR substr(data, 2, 8) != ?",
-            (cipher.key_id,),
-        )
-        updates = []
-        for *params, stored in rows:
-            # Clear data is always stored as text; a blob opens with a known key or stops here.
-            clear = (
-                stored
-                if isinstance(stored, str)
-                else cipher.decrypt_text(stored, row_context(_DATA_COLUMN, *params))
-            )
-            updates.append((self._seal(clear, tuple(params)), *params))
-        if updates:
-            await self._conn.execute("BEGIN")
-            try:
-                await self._conn.executemany(
-                    f"UPDATE fsm_records SET data = ? WHERE {_KEY_WHERE}", updates
+
+        def seal_old_rows(conn: sqlite3.Connection) -> None:
+            # One job: the scan and the updates see the same rows, and commit together.
+            rows = conn.execute(
+                "SELECT bot_id, chat_id, user_id, thread_id, business_connection_id, destiny,"
+                " data FROM fsm_records WHERE typeof(data) != 'blob' OR substr(data, 2, 8) != ?",
+                (cipher.key_id,),
+            ).fetchall()
+            updates = []
+            for *params, stored in rows:
+                # Clear data is always stored as text; a blob opens with a known key or stops.
+                clear = (
+                    stored
+                    if isinstance(stored, str)
+                    else cipher.decrypt_text(stored, row_context(_DATA_COLUMN, *params))
                 )
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
+                updates.append((self._seal(clear, tuple(params)), *params))
+            conn.executemany(f"UPDATE fsm_records SET data = ? WHERE {_KEY_WHERE}", updates)
+
+        await self._writer.run(seal_old_rows)
 
     def _remember(self, key: StorageKey, record: _Record) -> None:
         self._cache[key] = record

@@ -7,7 +7,7 @@ import dataclasses
 import math
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +301,57 @@ async def test_lock_table_is_emptied_after_use(storage: SQLiteStorage) -> None:
     keys = [dataclasses.replace(KEY, user_id=uid) for uid in range(10)]
     await asyncio.gather(*(storage.update_data(key, {"x": 1}) for key in keys))
     assert storage._locks == {}
+
+
+async def test_no_transaction_or_lock_is_held_after_any_call(
+    storage: SQLiteStorage, db_path: Path
+) -> None:
+    def nothing_held() -> None:
+        assert not storage._conn.in_transaction
+        assert not storage._writer._conn.in_transaction
+        # timeout=0: a write lock still held by the storage would fail here at once.
+        other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    other_key = dataclasses.replace(KEY, user_id=200)
+    calls = [
+        storage.set_state(KEY, Form.phone),
+        storage.set_data(KEY, {"a": 1}),
+        storage.update_data(KEY, {"b": 2}),
+        storage.get_data(other_key),
+        storage.set_state(other_key, Form.iin),
+        storage.keys_in_state(),
+        storage.users_touched_since(datetime(2000, 1, 1, tzinfo=UTC)),
+        storage.delete(KEY),
+        storage.forget_user(200),
+        storage.purge_untouched(datetime(2100, 1, 1, tzinfo=UTC)),
+    ]
+    for call in calls:
+        await call
+        nothing_held()
+    assert _rows_on_disk(db_path) == []
+
+
+async def test_writes_of_concurrent_keys_share_commits(storage: SQLiteStorage) -> None:
+    keys = [dataclasses.replace(KEY, user_id=uid) for uid in range(30)]
+    before = dataclasses.replace(storage._writer.stats)
+    await asyncio.gather(*(storage.set_state(key, Form.phone) for key in keys))
+    assert storage._writer.stats.jobs - before.jobs == 30
+    assert storage._writer.stats.batches - before.batches < 30
+
+
+async def test_forget_user_while_a_cold_read_loads_keeps_nothing_cached(
+    storage: SQLiteStorage, db_path: Path
+) -> None:
+    await storage.set_data(KEY, {"phone": "+77011234567"})
+    storage._cache.clear()
+    # The read loads from disk while the delete is on its way: neither may leave the row
+    # in memory once forget_user has returned.
+    _, forgotten = await asyncio.gather(storage.get_data(KEY), storage.forget_user(KEY.user_id))
+    assert forgotten == 1
+    assert await storage.get_data(KEY) == {}
+    assert _rows_on_disk(db_path) == []
