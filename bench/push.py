@@ -2,11 +2,12 @@
 
 Status changes are rendered as the bot renders them (`bot.pushes.render_push`, Kazakh and
 Russian parents) and written to the real outbox (a real SQLite file, synchronous=FULL, texts
-sealed with the data key where this version of the bot seals them) in transactions of 1,000, as
-one wave of the staff's changes would arrive. The real `Sender` then delivers them through
-`TelegramDelivery` and a Bot whose session is `FakeTelegramApi` — Telegram's 30/s and 1/s per
-chat, plus 1 % of calls answered 429 — on a virtual clock: every wait of the sender moves the
-clock instead of sleeping, so an hour of sending takes the CPU time it costs and no more.
+sealed with the data key and every write through one `SQLiteWriter`, where this version of the
+bot has them) in transactions of 1,000, as one wave of the staff's changes would arrive. The
+real `Sender` then delivers them through `TelegramDelivery` and a Bot whose session is
+`FakeTelegramApi` — Telegram's 30/s and 1/s per chat, plus 1 % of calls answered 429 — on a
+virtual clock: every wait of the sender moves the clock instead of sleeping, so an hour of
+sending takes the CPU time (and the disk time) it costs and no more.
 
 Every chat gets `per_chat` changes (registered, moved up twice, voucher issued, voucher used), so
 the per-chat limit matters as it would after a mass update of the queue.
@@ -70,6 +71,7 @@ class PushResult:
     drain_cpu: float = 0.0  # process CPU while draining (sender + fake + SQLite thread)
     fake_cpu: float = 0.0  # of which inside the fake Bot API
     busiest_second: int = 0  # most accepted messages in one virtual second (≤ 30)
+    drain_commits: int = 0  # SQLite commits while draining (0: this version has no writer)
     db_bytes: int = 0
 
     @property
@@ -89,6 +91,10 @@ class PushResult:
     def sender_cpu_us_per_message(self) -> float:
         cpu = self.drain_cpu - self.fake_cpu
         return cpu / self.delivered * 1e6 if self.delivered else 0.0
+
+    @property
+    def commits_per_message(self) -> float:
+        return self.drain_commits / self.delivered if self.delivered else 0.0
 
     @property
     def ok(self) -> bool:
@@ -145,15 +151,27 @@ def build_changes(pushes: int, per_chat: int, i18n: I18n) -> list[Outgoing]:
     return changes
 
 
-async def _open_outbox(path: Path, clock: FakeClock) -> Outbox:
-    """The outbox as the bot opens it: with a data cipher where this version has one."""
+async def _open_outbox(path: Path, clock: FakeClock) -> tuple[Outbox, Any]:
+    """The outbox as the bot opens it: with a data cipher and the process's SQLite writer
+    where this version has them (the writer, or None, comes back for its commit count)."""
     kwargs: dict[str, Any] = {}
-    if "cipher" in inspect.signature(Outbox.open).parameters:
+    parameters = inspect.signature(Outbox.open).parameters
+    if "cipher" in parameters:
         with contextlib.suppress(ImportError):
             from services.crypto import DataCipher, generate_key
 
             kwargs["cipher"] = DataCipher.from_keys(generate_key())
-    return await Outbox.open(path, clock, **kwargs)
+    writer = None
+    if "writer" in parameters:
+        from services.sqlite_writer import SQLiteWriter
+
+        writer = kwargs["writer"] = await SQLiteWriter.open(path)
+    try:
+        return await Outbox.open(path, clock, **kwargs), writer
+    except BaseException:
+        if writer is not None:
+            await writer.close()
+        raise
 
 
 async def run_push(
@@ -174,7 +192,7 @@ async def run_push(
     clock = FakeClock()
     telegram = FakeTelegramApi(clock, limits, seed=seed)
     bot = Bot(TOKEN, session=telegram)
-    outbox = await _open_outbox(work / "kezek.sqlite3", clock)
+    outbox, writer = await _open_outbox(work / "kezek.sqlite3", clock)
 
     async def virtual_sleep(seconds: float) -> None:
         clock.advance(seconds)  # time passes at once: the virtual clock
@@ -193,10 +211,13 @@ async def run_push(
         del changes
 
         sender = Sender(outbox, TelegramDelivery(bot), clock, sleep=virtual_sleep, rate=rate)
+        commits = writer.stats.batches if writer is not None else 0
         cpu0, t0 = time.process_time(), time.perf_counter()
         await sender.drain()
         result.drain_seconds = time.perf_counter() - t0
         result.drain_cpu = time.process_time() - cpu0
+        if writer is not None:
+            result.drain_commits = writer.stats.batches - commits
 
         result.delivered = telegram.delivered
         result.duplicates = telegram.duplicates
@@ -215,6 +236,8 @@ async def run_push(
         result.db_bytes = sum(file_sizes(work / "kezek.sqlite3").values())
     finally:
         await outbox.close()
+        if writer is not None:
+            await writer.close()
         await bot.session.close()
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)

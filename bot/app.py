@@ -40,6 +40,7 @@ from services.crypto import DataCipher, generate_key
 from services.otp_guard import OtpGuard
 from services.outbox import Outbox
 from services.sender import Sender
+from services.sqlite_writer import SQLiteWriter
 from services.store import Store
 from services.submitter import Submitter
 from services.voucher.client import VoucherClient
@@ -190,11 +191,17 @@ async def open_app(
         )
         stack.push_async_callback(voucher.aclose)
         cipher = data_cipher(settings)
-        store = await Store.open(settings.database_path, clock, cipher=cipher)
+        # One write connection for the whole bot (group commit); pushed first, so it closes
+        # after everything that writes through it.
+        writer = await SQLiteWriter.open(settings.database_path)
+        stack.push_async_callback(writer.close)
+        store = await Store.open(settings.database_path, clock, cipher=cipher, writer=writer)
         stack.push_async_callback(store.close)
-        outbox = await Outbox.open(settings.database_path, clock, cipher=cipher)
+        outbox = await Outbox.open(settings.database_path, clock, cipher=cipher, writer=writer)
         stack.push_async_callback(outbox.close)
-        storage = await SQLiteStorage.open(settings.database_path, cipher=cipher, clock=clock)
+        storage = await SQLiteStorage.open(
+            settings.database_path, cipher=cipher, clock=clock, writer=writer
+        )
         stack.push_async_callback(storage.close)
         i18n = I18n.load(LOCALES_DIR, default=settings.default_locale)
         services = Services(
@@ -206,6 +213,7 @@ async def open_app(
             settings.database_path,
             clock,
             phone_key=lambda phone: cipher.lookup_hash(phone, "otp-phone"),
+            writer=writer,
         )
         stack.push_async_callback(otp_guard.close)
         bot = create_bot(settings, session)

@@ -3,16 +3,25 @@
 Pushes, reminders and digests are written here by whoever decides to send them; the sender
 (`services.sender`) delivers them within Telegram's limits. A row's life:
 
-    enqueue ──▶ pending ──mark──▶ sending ──▶ sent
-                  ▲                  │  ├──▶ failed   (permanent error, too many attempts,
-                  └──── retry ───────┘  │              or interrupted: see services.sender)
-                                        └──▶ blocked  (the user blocked the bot: with every
-                                                       pending row of that chat)
+    enqueue ──▶ pending ──claim──▶ sending ──▶ sent
+                  ▲                   │  ├──▶ failed   (permanent error, too many attempts,
+                  └──── retry ────────┘  │              or interrupted: see services.sender)
+                                         └──▶ blocked  (the user blocked the bot: with every
+                                                        pending row of that chat)
 
 `dedup_key` is UNIQUE, so one event reported twice (webhook and polling) is stored once.
 Per chat, rows go out in the order of their *place* (`due_at`: `not_before`, or the enqueue
 time) and then of their id; a row that waits for a retry keeps its place and holds back the
 later rows of its chat. Only the sender changes a row after it is written.
+
+Priority. A row that answers a parent who is in the chat right now (the confirmation of an
+application, or its refusal: `ANSWER_KINDS`) has `priority` 1, a push 0. Among chats, the sender
+takes first the chats that hold an answer, in the answers' place order, and then the others;
+within a chat the order above never changes, so an answer queued behind a push of its own chat
+lifts that push along with it.
+
+Writes go through the process's `SQLiteWriter` (one job, one transaction each, shared commits);
+reads are single statements on a read connection of their own, run to the end in one hop.
 
 Times are UTC ISO-8601 text with microseconds, so text order is time order. Rows may hold
 names (the text goes to the parent) and digests carry CSVs: `text` and `file_data` are sealed
@@ -22,9 +31,9 @@ sender takes the row. Errors hold no personal data, and nothing here logs text.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +44,21 @@ import aiosqlite
 from services.clock import Clock
 from services.crypto import MIN_BLOB_BYTES, DataCipher, row_context
 from services.sqlite import close_on_error, open_database
+from services.sqlite_writer import SQLiteWriter
 
 STATUSES = ("pending", "sending", "sent", "failed", "blocked")
 INTERRUPTED = "interrupted: the process stopped during the call, delivery unknown"
 BLOCKED = "blocked: the user blocked the bot"
 
-SCHEMA = """
+PRIORITY_PUSH = 0
+PRIORITY_ANSWER = 1
+# Kinds that answer a parent who just acted in the chat (bot/submissions.py): they go first.
+ANSWER_KINDS = frozenset({"submitted", "submission_refused"})
+
+# Run statement by statement in a writer job: `executescript` would commit the writer's
+# transaction half-way.
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     dedup_key       TEXT NOT NULL UNIQUE,
@@ -58,51 +76,84 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error      TEXT,
     created_at      TEXT NOT NULL,
     sent_at         TEXT,
-    message_id      INTEGER
-);
--- Partial indexes hold only open rows, so they stay small however many rows were sent.
-CREATE INDEX IF NOT EXISTS outbox_queue
-    ON outbox(due_at, id, chat_id, next_attempt_at) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_chat
-    ON outbox(chat_id, due_at, id) WHERE status IN ('pending', 'sending');
-CREATE INDEX IF NOT EXISTS outbox_retry
-    ON outbox(next_attempt_at) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS outbox_blocked (
+    message_id      INTEGER,
+    priority        INTEGER NOT NULL DEFAULT 0
+)""",
+    # Partial indexes hold only open rows, so they stay small however many rows were sent.
+    """CREATE INDEX IF NOT EXISTS outbox_queue
+    ON outbox(due_at, id, chat_id, next_attempt_at) WHERE status = 'pending'""",
+    """CREATE INDEX IF NOT EXISTS outbox_chat
+    ON outbox(chat_id, due_at, id) WHERE status IN ('pending', 'sending')""",
+    """CREATE INDEX IF NOT EXISTS outbox_retry
+    ON outbox(next_attempt_at) WHERE status = 'pending'""",
+    """CREATE TABLE IF NOT EXISTS outbox_blocked (
     chat_id     INTEGER PRIMARY KEY,
     blocked_at  TEXT NOT NULL
-);
-"""
+)""",
+)
+# Columns added after the first release (an older file gets them at open), then what needs them.
+_ADDED_COLUMNS = (("priority", "INTEGER NOT NULL DEFAULT 0"),)
+_AFTER_COLUMNS = (
+    """CREATE INDEX IF NOT EXISTS outbox_urgent
+    ON outbox(due_at, id) WHERE status = 'pending' AND priority > 0""",
+)
 
+# Also used by services/store.py, which writes a confirmation in its own transaction: the
+# parameters come from `_insert_params`.
 _INSERT = (
     "INSERT INTO outbox (dedup_key, chat_id, kind, text, markup, file_name, file_data, status,"
-    " due_at, next_attempt_at, created_at)"
+    " due_at, next_attempt_at, created_at, priority)"
     " VALUES (?, ?, ?, ?, ?, ?, ?,"
     " CASE WHEN EXISTS (SELECT 1 FROM outbox_blocked WHERE chat_id = ?)"
-    " THEN 'blocked' ELSE 'pending' END, ?, ?, ?)"
+    " THEN 'blocked' ELSE 'pending' END, ?, ?, ?, ?)"
     " ON CONFLICT(dedup_key) DO NOTHING"
 )
 
-# The heads of the chats: due pending rows with no earlier open row (pending, or in flight) in
+_COLUMNS = (
+    "o.id, o.chat_id, o.kind, o.text, o.markup, o.file_name, o.file_data, o.attempts, o.dedup_key"
+)
+# The heads of the chats that hold an answer: the earliest open row of each (the answer itself,
+# or a row before it), found through the small index of due answers.
+_URGENT_HEADS = """
+urgent AS NOT MATERIALIZED (
+    SELECT u.priority, u.due_at, u.id,
+           (SELECT p.id FROM outbox AS p
+            WHERE p.chat_id = u.chat_id AND p.status IN ('pending', 'sending')
+            ORDER BY p.due_at, p.id LIMIT 1) AS head
+    FROM outbox AS u
+    WHERE u.status = 'pending' AND u.priority > 0 AND u.due_at <= :now
+    ORDER BY u.due_at, u.id LIMIT :limit
+)"""
+_URGENT_SELECT = f"""
+SELECT urgent.priority, urgent.due_at, urgent.id, {_COLUMNS}
+FROM urgent CROSS JOIN outbox AS o ON o.id = urgent.head
+WHERE o.status = 'pending' AND o.next_attempt_at <= :now"""
+# The heads of all chats: due pending rows with no earlier open row (pending, or in flight) in
 # their chat. Candidates stream in place order (a co-routine, not a temp table, so the scan
 # stops at `limit` heads) and are capped, so a chat with a huge backlog costs a bounded scan;
 # a chat whose head lies past the cap waits until the rows before it are gone.
-_DUE = """
-WITH cand AS NOT MATERIALIZED (
+_HEADS = """
+cand AS NOT MATERIALIZED (
     SELECT id, chat_id, due_at, next_attempt_at FROM outbox
     WHERE status = 'pending' AND due_at <= :now
     ORDER BY due_at, id LIMIT :scan
-)
-SELECT o.id, o.chat_id, o.kind, o.text, o.markup, o.file_name, o.file_data, o.attempts,
-       o.dedup_key, o.due_at
-FROM cand AS c CROSS JOIN outbox AS o ON o.id = c.id
-WHERE c.next_attempt_at <= :now
-  AND NOT EXISTS (
-    SELECT 1 FROM outbox AS p
-    WHERE p.chat_id = c.chat_id AND p.status IN ('pending', 'sending')
-      AND (p.due_at, p.id) < (c.due_at, c.id)
-  )
-LIMIT :limit
-"""
+),
+heads AS NOT MATERIALIZED (
+    SELECT c.id, c.due_at FROM cand AS c
+    WHERE c.next_attempt_at <= :now
+      AND NOT EXISTS (
+        SELECT 1 FROM outbox AS p
+        WHERE p.chat_id = c.chat_id AND p.status IN ('pending', 'sending')
+          AND (p.due_at, p.id) < (c.due_at, c.id)
+      )
+    LIMIT :limit
+)"""
+_HEADS_SELECT = f"""
+SELECT 0, heads.due_at, heads.id, {_COLUMNS}
+FROM heads CROSS JOIN outbox AS o ON o.id = heads.id"""
+# Each row: effective priority, place (due_at, id) of the row that gave it, then the row.
+_DUE = f"WITH {_URGENT_HEADS},{_HEADS}{_URGENT_SELECT}\nUNION ALL{_HEADS_SELECT}"
+_DUE_URGENT = f"WITH {_URGENT_HEADS}{_URGENT_SELECT}"
 
 # One statement for every change the sender makes to a row, so a batch of them is one
 # `executemany`: NULL parameters leave a column as it is.
@@ -110,6 +161,12 @@ _UPDATE = (
     "UPDATE outbox SET status = ?, attempts = attempts + ?,"
     " next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),"
     " sent_at = COALESCE(?, sent_at), message_id = COALESCE(?, message_id) WHERE id = ?"
+)
+# Only a row still pending and due is claimed: one forgotten, blocked, sent or put back for a
+# retry since the sender found it is not sent.
+_CLAIM = (
+    "UPDATE outbox SET status = 'sending', attempts = attempts + 1"
+    " WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?"
 )
 
 
@@ -125,6 +182,7 @@ class OutboxMessage:
     attachment: tuple[str, bytes] | None = None  # (file name, bytes): sent as a document
     attempts: int = 0  # calls already made for this row, not counting this one
     dedup_key: str = ""
+    priority: int = PRIORITY_PUSH  # its chat's: an answer behind this row lifts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +198,12 @@ class OutboxRecord:
     last_error: str | None
     sent_at: datetime | None
     message_id: int | None
+    priority: int = PRIORITY_PUSH
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to enqueue, for `enqueue_many`."""
+    """A message to enqueue, for `enqueue_many` (and the store's own transactions)."""
 
     chat_id: int
     text: str
@@ -153,6 +212,7 @@ class Outgoing:
     markup: dict[str, Any] | None = None
     attachment: tuple[str, bytes] | None = None
     not_before: datetime | None = None
+    priority: int | None = None  # None: PRIORITY_ANSWER for `ANSWER_KINDS`, else PRIORITY_PUSH
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,34 +241,59 @@ class RowUpdate:
 
 
 class Outbox:
-    """The `outbox` table on its own connection; open with `await Outbox.open(path, clock)`."""
+    """The `outbox` table; open with `await Outbox.open(path, clock)`."""
 
     def __init__(
-        self, db: aiosqlite.Connection, clock: Clock, cipher: DataCipher | None = None
+        self,
+        db: aiosqlite.Connection,
+        writer: SQLiteWriter,
+        clock: Clock,
+        cipher: DataCipher | None = None,
+        *,
+        owns_writer: bool = False,
     ) -> None:
+        """Wrap a read connection and the writer; use `Outbox.open` instead."""
         self._db = db
+        self._writer = writer
+        self._owns_writer = owns_writer
         self._clock = clock
         self._cipher = cipher
         self._listeners: list[Callable[[], None]] = []
-        # One connection is shared by enqueuers and the sender: a lock keeps each writer's
-        # statements and its commit together, so one never commits (or counts) another's.
-        self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock, *, cipher: DataCipher | None = None) -> Outbox:
-        """Open (and create if needed) the outbox tables in the bot's SQLite file.
+    async def open(
+        cls,
+        path: Path,
+        clock: Clock,
+        *,
+        cipher: DataCipher | None = None,
+        writer: SQLiteWriter | None = None,
+    ) -> Outbox:
+        """Open (and create or bring up to date) the outbox tables in the bot's SQLite file.
 
-        Without `cipher` texts stay in clear: for tests of the outbox alone; the bot always
-        passes one (`bot.app.open_app`).
+        `writer` is the process's shared writer of this file; without one the outbox opens
+        (and closes) its own. Without `cipher` texts stay in clear: for tests of the outbox
+        alone; the bot always passes one (`bot.app.open_app`).
         """
-        db = await open_database(path, schema=SCHEMA)
+        # Autocommit: a read never leaves a transaction (a snapshot) open behind it.
+        db = await open_database(path, schema="", autocommit=True)
         async with close_on_error(db):
-            outbox = cls(db, clock, cipher)
-            await outbox._seal_old_rows()
+            owns_writer = writer is None
+            if writer is None:
+                writer = await SQLiteWriter.open(path)
+            outbox = cls(db, writer, clock, cipher, owns_writer=owns_writer)
+            try:
+                await writer.run(outbox._migrate)
+            except BaseException:
+                if owns_writer:
+                    await writer.close()
+                raise
         return outbox
 
     async def close(self) -> None:
-        """Close the connection; every write has been committed already."""
+        """Close the read connection (and the writer if it is the outbox's own); safe twice."""
+        if self._owns_writer:
+            await self._writer.close()
         await self._db.close()
 
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -227,42 +312,45 @@ class Outbox:
         markup: dict[str, Any] | None = None,
         attachment: tuple[str, bytes] | None = None,
         not_before: datetime | None = None,
+        priority: int | None = None,
     ) -> bool:
         """Store a message to send; False when `dedup_key` is already there (nothing changes)."""
-        message = Outgoing(chat_id, text, kind, dedup_key, markup, attachment, not_before)
+        message = Outgoing(chat_id, text, kind, dedup_key, markup, attachment, not_before, priority)
         return await self.enqueue_many([message]) == 1
 
     async def enqueue_many(self, messages: Iterable[Outgoing]) -> int:
         """Store many messages in one transaction; returns how many were new."""
         now = iso(self._clock.now())
         rows = [_insert_params(m, now, self._cipher) for m in messages]
-        async with self._lock:
-            try:
-                cur = await self._db.executemany(_INSERT, rows)
-                added = max(cur.rowcount, 0)  # summed over the rows; a duplicate adds 0
-                await self._db.commit()
-            except Exception:
-                await self._db.rollback()
-                raise
+        if not rows:
+            return 0
+
+        def insert(conn: sqlite3.Connection) -> int:
+            # Summed over the rows; a duplicate adds 0.
+            return max(conn.executemany(_INSERT, rows).rowcount, 0)
+
+        added = await self._writer.run(insert)
         if added:
-            for listener in self._listeners:
-                listener()
+            self.notify()
         return added
+
+    def notify(self) -> None:
+        """Wake the listeners: for rows stored by another transaction (services/store.py)."""
+        for listener in self._listeners:
+            listener()
 
     async def forget_chat(self, chat_id: int) -> int:
         """Delete every row of this chat and its blocked mark (/forget); returns how many rows.
 
         A row in flight (`sending`) goes too: the sender's later update of it changes nothing.
         """
-        async with self._lock:
-            try:
-                cur = await self._db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
-                await self._db.execute("DELETE FROM outbox_blocked WHERE chat_id = ?", (chat_id,))
-                await self._db.commit()
-            except Exception:
-                await self._db.rollback()
-                raise
-        return max(cur.rowcount, 0)
+
+        def forget(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,)).rowcount
+            conn.execute("DELETE FROM outbox_blocked WHERE chat_id = ?", (chat_id,))
+            return max(deleted, 0)
+
+        return await self._writer.run(forget)
 
     async def scrub_finished(self, before: datetime) -> int:
         """Empty the text and file of rows finished (sent, failed, blocked) before `before`.
@@ -271,39 +359,61 @@ class Outbox:
         text becomes a sealed empty string, so every row still opens. Returns how many rows.
         """
         empty = MIN_BLOB_BYTES if self._cipher is not None else 0
-        async with self._lock:
-            async with self._db.execute(
-                "SELECT id, dedup_key FROM outbox"
-                " WHERE status IN ('sent', 'failed', 'blocked') AND created_at < ?"
-                " AND (length(text) > ? OR file_data IS NOT NULL)",
-                (iso(before), empty),
-            ) as cur:
-                rows = list(await cur.fetchall())
-            if not rows:
-                return 0
-            try:
-                await self._db.executemany(
-                    "UPDATE outbox SET text = ?, file_data = NULL WHERE id = ?",
-                    [(_seal_text(self._cipher, "", key), row_id) for row_id, key in rows],
-                )
-                await self._db.commit()
-            except Exception:
-                await self._db.rollback()
-                raise
+        rows = await self._read(
+            "SELECT id, dedup_key FROM outbox"
+            " WHERE status IN ('sent', 'failed', 'blocked') AND created_at < ?"
+            " AND (length(text) > ? OR file_data IS NOT NULL)",
+            (iso(before), empty),
+        )
+        if not rows:
+            return 0
+        # Sealed here, not in the writer's thread: the writer holds the lock only to write.
+        params = [(_seal_text(self._cipher, "", key), row_id) for row_id, key in rows]
+
+        def scrub(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE outbox SET text = ?, file_data = NULL WHERE id = ?", params)
+
+        await self._writer.run(scrub)
         return len(rows)
 
-    async def _seal_old_rows(self) -> None:
-        """At open: seal texts and files written in clear (older files) or with a retired key."""
+    async def unblock(self, chat_id: int) -> None:
+        """The user talks to the bot again: new messages to this chat are sent again."""
+
+        def unblock(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM outbox_blocked WHERE chat_id = ?", (chat_id,))
+
+        await self._writer.run(unblock)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """A writer job at open: the tables, columns added since, clear texts sealed."""
+        for statement in SCHEMA:
+            conn.execute(statement)
+        names = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+        for column, declaration in _ADDED_COLUMNS:
+            if column not in names:
+                conn.execute(f"ALTER TABLE outbox ADD COLUMN {column} {declaration}")
+                if column == "priority":  # the answers already waiting go first too
+                    kinds = sorted(ANSWER_KINDS)
+                    conn.execute(
+                        f"UPDATE outbox SET priority = ? WHERE status = 'pending'"
+                        f" AND kind IN ({', '.join('?' * len(kinds))})",
+                        (PRIORITY_ANSWER, *kinds),
+                    )
+        for statement in _AFTER_COLUMNS:
+            conn.execute(statement)
+        self._seal_old_rows(conn)
+
+    def _seal_old_rows(self, conn: sqlite3.Connection) -> None:
+        """Seal texts and files written in clear (older files) or with a retired key."""
         cipher = self._cipher
         if cipher is None:
             return
         # Text and file are always sealed together, with the same key: the text tells for both.
-        async with self._db.execute(
+        rows = conn.execute(
             "SELECT id, dedup_key, text, file_data FROM outbox"
             " WHERE typeof(text) != 'blob' OR substr(text, 2, 8) != ?",
             (cipher.key_id,),
-        ) as cur:
-            rows = list(await cur.fetchall())
+        ).fetchall()
         updates = []
         for row_id, dedup_key, text, file_data in rows:
             legacy = isinstance(text, str)
@@ -327,37 +437,33 @@ class Outbox:
                 )
             )
         if updates:
-            await self._db.executemany(
-                "UPDATE outbox SET text = ?, file_data = ? WHERE id = ?", updates
-            )
-        await self._db.commit()
-
-    async def unblock(self, chat_id: int) -> None:
-        """The user talks to the bot again: new messages to this chat are sent again."""
-        async with self._lock:
-            await self._db.execute("DELETE FROM outbox_blocked WHERE chat_id = ?", (chat_id,))
-            await self._db.commit()
+            conn.executemany("UPDATE outbox SET text = ?, file_data = ? WHERE id = ?", updates)
 
     # --- readers --------------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: Any = ()) -> list[Any]:
+        """One statement run to its end in one hop: no cursor or snapshot left open."""
+        return list(await self._db.execute_fetchall(sql, params))
 
     async def counts(self) -> dict[str, int]:
         """How many rows are in each status (every status present, zeros included)."""
         counts = dict.fromkeys(STATUSES, 0)
-        async with self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status") as cur:
-            for status, count in await cur.fetchall():
-                counts[status] = count
+        for status, count in await self._read(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status"
+        ):
+            counts[status] = count
         return counts
 
     async def get(self, dedup_key: str) -> OutboxRecord | None:
         """Where the row of `dedup_key` stands, or None."""
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT id, chat_id, kind, status, attempts, next_attempt_at, last_error, sent_at,"
-            " message_id FROM outbox WHERE dedup_key = ?",
+            " message_id, priority FROM outbox WHERE dedup_key = ?",
             (dedup_key,),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
+        row = rows[0]
         return OutboxRecord(
             id=row[0],
             chat_id=row[1],
@@ -368,94 +474,135 @@ class Outbox:
             last_error=row[6],
             sent_at=datetime.fromisoformat(row[7]) if row[7] else None,
             message_id=row[8],
+            priority=row[9],
         )
 
     async def is_blocked(self, chat_id: int) -> bool:
         """True once a delivery to this chat found the bot blocked (until `unblock`)."""
-        async with self._db.execute(
-            "SELECT 1 FROM outbox_blocked WHERE chat_id = ?", (chat_id,)
-        ) as cur:
-            return await cur.fetchone() is not None
+        return bool(await self._read("SELECT 1 FROM outbox_blocked WHERE chat_id = ?", (chat_id,)))
 
     # --- the sender's side ----------------------------------------------------------------
 
-    async def recover(self) -> int:
-        """Settle rows left `sending` by a process that died mid-call: `failed`, never resent."""
-        async with self._lock:
-            cur = await self._db.execute(
+    async def recover(self, *, release: Collection[int] = ()) -> int:
+        """Settle rows left `sending` by a sender that stopped mid-call: `failed`, never resent.
+
+        `release`: rows this process claimed and knows it never called (a sender starting
+        again after an error): they go back to `pending`, their claim not counted. Returns how
+        many rows became failed.
+        """
+        released = [(row_id,) for row_id in release]
+
+        def recover(conn: sqlite3.Connection) -> int:
+            if released:
+                conn.executemany(
+                    "UPDATE outbox SET status = 'pending', attempts = attempts - 1"
+                    " WHERE id = ? AND status = 'sending'",
+                    released,
+                )
+            return conn.execute(
                 "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'",
                 (INTERRUPTED,),
-            )
-            await self._db.commit()
-        return cur.rowcount
+            ).rowcount
+
+        return await self._writer.run(recover)
 
     async def due(
-        self, now: datetime, limit: int, *, scan: int | None = None
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        scan: int | None = None,
+        urgent_only: bool = False,
     ) -> list[OutboxMessage]:
-        """Up to `limit` rows to send now, one per chat (its head), in place order."""
+        """Up to `limit` rows to send now, one per chat (its head): chats that hold an answer
+        first, each group in place order. `urgent_only`: only those chats (a cheap look)."""
         params = {"now": iso(now), "limit": limit, "scan": scan or max(limit * 50, 1000)}
-        async with self._db.execute(_DUE, params) as cur:
-            rows = list(await cur.fetchall())
-        rows.sort(key=lambda r: (r[9], r[0]))  # SQL promises no order without ORDER BY
-        return [
-            OutboxMessage(
-                id=r[0],
-                chat_id=r[1],
-                kind=r[2],
-                text=_open_text(self._cipher, r[3], r[8]),
-                markup=json.loads(r[4]) if r[4] else None,
-                attachment=(
-                    (r[5], _open_file(self._cipher, r[6], r[8])) if r[5] is not None else None
-                ),
-                attempts=r[7],
-                dedup_key=r[8],
+        rows = await self._read(_DUE_URGENT if urgent_only else _DUE, params)
+        # SQL promises no order without ORDER BY; a chat in both parts counts as urgent.
+        rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+        seen: set[int] = set()
+        messages = []
+        for r in rows:
+            if r[3] in seen:
+                continue
+            seen.add(r[3])
+            messages.append(
+                OutboxMessage(
+                    id=r[3],
+                    chat_id=r[4],
+                    kind=r[5],
+                    text=_open_text(self._cipher, r[6], r[11]),
+                    markup=json.loads(r[7]) if r[7] else None,
+                    attachment=(
+                        (r[8], _open_file(self._cipher, r[9], r[11])) if r[8] is not None else None
+                    ),
+                    attempts=r[10],
+                    dedup_key=r[11],
+                    priority=r[0],
+                )
             )
-            for r in rows
-        ]
+            if len(messages) == limit:
+                break
+        return messages
 
     async def next_due(self, now: datetime) -> datetime | None:
         """The earliest retry or `not_before` after `now` among pending rows, if any."""
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT MIN(next_attempt_at) FROM outbox"
             " WHERE status = 'pending' AND next_attempt_at > ?",
             (iso(now),),
-        ) as cur:
-            row = await cur.fetchone()
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
 
     async def has_open(self) -> bool:
         """True while any row is pending or in flight."""
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'sending'))"
-        ) as cur:
-            row = await cur.fetchone()
-        return bool(row and row[0])
+        )
+        return bool(rows and rows[0][0])
 
     async def write(self, updates: Sequence[RowUpdate], *, block_chats: Sequence[int] = ()) -> None:
-        """Apply the sender's changes in one transaction (one commit, one fsync).
+        """Apply the sender's changes in one transaction (all or nothing).
 
         For each of `block_chats`, every pending row of the chat becomes `blocked` and the chat
         is remembered, so that later enqueues to it are stored as `blocked` too.
         """
-        async with self._lock:
-            try:
-                if updates:
-                    await self._db.executemany(_UPDATE, [u.params() for u in updates])
-                if block_chats:
-                    now = iso(self._clock.now())
-                    await self._db.executemany(
-                        "UPDATE outbox SET status = 'blocked', last_error = ?"
-                        " WHERE chat_id = ? AND status = 'pending'",
-                        [(BLOCKED, c) for c in block_chats],
-                    )
-                    await self._db.executemany(
-                        "INSERT OR IGNORE INTO outbox_blocked (chat_id, blocked_at) VALUES (?, ?)",
-                        [(c, now) for c in block_chats],
-                    )
-                await self._db.commit()
-            except Exception:
-                await self._db.rollback()  # all or nothing: the sender keeps what failed
-                raise
+        await self.claim((), updates=updates, block_chats=block_chats)
+
+    async def claim(
+        self,
+        row_ids: Sequence[int],
+        *,
+        updates: Sequence[RowUpdate] = (),
+        block_chats: Sequence[int] = (),
+    ) -> set[int]:
+        """`write(updates, block_chats)`, then mark `row_ids` `sending` (one more attempt
+        each), in one transaction; returns the rows claimed.
+
+        A row is claimed only if it is still pending and due: one forgotten, blocked, sent, or
+        put back for a retry since it was read is left out, and must not be sent.
+        """
+        params = [u.params() for u in updates]
+        now = iso(self._clock.now())
+
+        def write(conn: sqlite3.Connection) -> set[int]:
+            if params:
+                conn.executemany(_UPDATE, params)
+            if block_chats:
+                conn.executemany(
+                    "UPDATE outbox SET status = 'blocked', last_error = ?"
+                    " WHERE chat_id = ? AND status = 'pending'",
+                    [(BLOCKED, c) for c in block_chats],
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO outbox_blocked (chat_id, blocked_at) VALUES (?, ?)",
+                    [(c, now) for c in block_chats],
+                )
+            return {
+                row_id for row_id in row_ids if conn.execute(_CLAIM, (row_id, now)).rowcount == 1
+            }
+
+        return await self._writer.run(write)
 
 
 def iso(ts: datetime) -> str:
@@ -497,7 +644,15 @@ def _open_file(cipher: DataCipher | None, stored: bytes, key: str) -> bytes:
     return cipher.decrypt(stored, _context("file_data", key))
 
 
+def priority_of(m: Outgoing) -> int:
+    """The row's priority: as given, else an answer's for `ANSWER_KINDS` and a push's for others."""
+    if m.priority is not None:
+        return m.priority
+    return PRIORITY_ANSWER if m.kind in ANSWER_KINDS else PRIORITY_PUSH
+
+
 def _insert_params(m: Outgoing, now: str, cipher: DataCipher | None = None) -> tuple[Any, ...]:
+    """The parameters of `_INSERT` for `m`, enqueued at `now` (`iso`), sealed with `cipher`."""
     if m.not_before is not None and m.not_before.tzinfo is None:
         raise ValueError("not_before must be timezone-aware")
     due = iso(m.not_before) if m.not_before else now
@@ -515,4 +670,5 @@ def _insert_params(m: Outgoing, now: str, cipher: DataCipher | None = None) -> t
         due,
         due,
         now,
+        priority_of(m),
     )

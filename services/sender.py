@@ -2,14 +2,26 @@
 
 Limits. A token bucket of capacity one spaces sends at least `1/rate` apart (25/s: 40 ms), so
 no 1-second window holds more than `rate` sends; each chat gets at most one send per
-`per_chat_interval`. Times are whole microseconds from the injected clock, and every wait goes
-through the injected `sleep`, so a virtual clock runs the sender at full speed with the same
-decisions it makes in real time.
+`per_chat_interval`. The bucket is taken at the instant a call starts, never earlier. Times are
+whole microseconds from the injected clock, and every wait goes through the injected `sleep`,
+so a virtual clock runs the sender at full speed with the same decisions it makes in real time.
 
-    due heads (one query per batch) ──▶ wait: bucket, chat, pause ──▶ mark `sending` + write
-        ▲                                                               the outcomes so far
-        │                                                               (one commit) ──▶ call
-        └──────────── outcome: sent | retry later | failed | blocked ◀────────────────────┘
+    due heads ──▶ claim: outcomes so far + mark `sending` ──▶ wait: bucket, chat, pause ──▶ call
+    (read beside  (one writer job; the claims of several       and the claim's commit       │
+     the sends)    rows share a commit)                                                     │
+        ▲                                                                                   │
+        └──────────── outcome: sent | retry later | failed | blocked ◀─────────────────────┘
+
+Claims. Before its call a row is *claimed*: a writer job writes the outcomes gathered so far
+and marks the row `sending` (only if it is still pending and due), and the call is made only
+once that job has committed. Rows are claimed a few at a time in one job, and jobs that come
+while the writer is busy share its next commit, so the marks and outcomes of several messages
+cost one fsync. How far ahead of its turn a row is claimed follows the disk: one row while
+commits keep up with the sends (always, at Telegram's pace: a commit takes a millisecond, a
+turn 33 ms), more each time a row's turn comes before its commit (a slow disk, or the
+benchmark's virtual clock), never more than `concurrency` rows claimed or in flight at once;
+none while the next send is far (a flood pause), nor one whose chat may not send by then. The
+next send goes to the first claimed row whose chat is ready; answers are claimed first.
 
 Outcomes. `Delivered` → sent. `RetryAfter(s)` → Telegram's flood control: every send pauses for
 `s` seconds and the row is retried after it (not counted as an attempt). `Transient` → retried
@@ -21,35 +33,43 @@ chat is remembered by the outbox, and `on_blocked(chat_id)` lets the bot record 
 
 Order. Per chat, rows go out in place order (see `services.outbox`), one at a time: a chat's
 next row becomes due only after the previous one is settled, and a row waiting for a retry holds
-back the rows after it.
+back the rows after it. Among chats, those holding an answer to a parent (the outbox's
+priority) go first: every `urgent_poll` seconds the sender looks for them (one small indexed
+query) and puts them at the front of its queue.
 
 Exactly once across restarts — the decision. Telegram's sendMessage cannot be deduplicated,
 so a call whose answer we never saw may or may not have reached the parent. We choose
 *at most once* for that one call and *exactly once* for everything else:
-- a row is marked `sending` and committed (WAL, synchronous=FULL) immediately before its call,
-  one row at a time; rows of a batch that are not yet being called stay `pending` in the table,
-  so a kill in the middle of a batch leaves them to the next process, which sends them;
-- the outcome of a call is written with the next mark (or before any long wait, and on stop),
-  so the steady state costs one commit per message;
+- a row is marked `sending` and committed (WAL, synchronous=FULL) before its call; rows that
+  are not claimed stay `pending` in the table, so a kill leaves them to the next process,
+  which sends them;
+- an outcome is written with a later claim (or beside a long wait, before looking for more
+  rows when nothing is claimed, and on stop);
 - at start-up, `Outbox.recover()` turns every row still `sending` into `failed` with
-  last_error "interrupted …", and it is not sent again. Such a row was in flight when the
-  process died (at most `concurrency` rows), or was delivered but its outcome not yet written.
-  Why not resend it: the issue asks for "nothing twice", and resending would repeat every row
-  whose call had succeeded when the process died. The price: a row whose call never reached
-  Telegram is lost, at most `concurrency` rows per crash, and it stays visible (failed,
-  "interrupted"), so an operator can re-enqueue it under a new dedup_key;
+  last_error "interrupted …", and it is not sent again. Such a row was claimed when the
+  process died (at most `concurrency` rows: in flight, or waiting for its turn), or was
+  delivered but its outcome not yet written. Why not resend it: the issue asks for "nothing
+  twice", and resending would repeat every row whose call had succeeded when the process
+  died. The price: a claimed row whose call never reached Telegram is lost, at most
+  `concurrency` rows per crash (in practice the calls in flight and one or two more), and it
+  stays visible (failed, "interrupted"), so an operator can re-enqueue it under a new
+  dedup_key;
 - a new Sender waits one window (max(1 s, per_chat_interval)) before its first send, so the
   global and per-chat limits also hold across a restart without knowing what came before.
-`stop()` is the clean shutdown: calls in flight finish and every outcome is written. Cancelling
-the task, or any BaseException out of `deliver` or `sleep`, is treated as a crash: nothing more
-is written. One Sender per database: two would each believe the other's rows interrupted.
+`stop()` is the clean shutdown: calls in flight finish, every outcome is written, and rows
+claimed but not called go back to `pending`. Cancelling the task, or any BaseException out of
+`deliver` or `sleep`, is treated as a crash: nothing more is written. After an error of its own
+(the database refused a write), `run()` starts again and gives back the rows it had claimed
+but not called, so only the calls in flight then are settled as interrupted. One Sender per
+database: two would each believe the other's rows interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import ceil
@@ -66,9 +86,16 @@ _SECOND = 1_000_000
 # awaits cheaper, and stop() is never late by more than this.
 _UNINTERRUPTED = 250_000
 # Before a wait this long the outcomes so far are written, so that they are not left unwritten
-# for a long pause.
+# for a long pause; and no row is claimed while the next send is this far away, so that a
+# crash during a flood pause does not cost rows that were only waiting.
 _FLUSH_BEFORE_WAIT = 500_000
 _MAX_REASON = 200
+# After this many sends in a row whose claim had committed in time, claim one row less ahead.
+_CALM = 32
+# While claims are waiting, new ones are made this many at a time (one writer job for them).
+_CLAIM_GROUP = 4
+# Queued heads whose chat is not ready passed over at most, looking for ones to claim.
+_SKIP = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +147,15 @@ class SenderStats:
     blocked: int = 0
     pauses: int = 0  # RetryAfter answers
     interrupted: int = 0  # rows found in flight at start-up
+    released: int = 0  # rows claimed but not called when stop() came: pending again
+
+
+@dataclass(slots=True, eq=False)
+class _Claim:
+    """A row being marked `sending` (the writer job `marked`), to be called once committed."""
+
+    msg: OutboxMessage
+    marked: asyncio.Task[set[int]]  # shared by the rows claimed together
 
 
 class Sender:
@@ -138,10 +174,12 @@ class Sender:
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
         batch: int = 200,
-        concurrency: int = 4,
+        concurrency: int = 8,
         on_blocked: OnBlocked | None = None,
         poll_interval: float = 1.0,
+        urgent_poll: float = 0.5,
     ) -> None:
+        """`concurrency`: rows claimed at once (calls in flight and rows about to be called)."""
         if rate <= 0 or per_chat_interval < 0 or batch < 1 or concurrency < 1 or max_attempts < 1:
             raise ValueError("rate, batch, concurrency and max_attempts must be positive")
         self._outbox = outbox
@@ -159,13 +197,27 @@ class Sender:
         self._concurrency = concurrency
         self._on_blocked = on_blocked
         self._poll = ceil(poll_interval * _SECOND)
+        self._urgent_poll = ceil(urgent_poll * _SECOND)
 
         self._next_send = 0  # µs: the bucket's next token
         self._pause_until = 0  # µs: end of Telegram's flood-control pause
+        self._urgent_at = 0  # µs: the next look for answers to put first
+        self._ahead = 1  # claims that may wait for their send (grows while the disk is slow)
+        self._calm = 0  # sends in a row whose claim was committed in time
         self._chat_next: dict[int, int] = {}  # chat → µs of its next allowed send
+        self._queue: deque[OutboxMessage] = deque()  # heads found, not yet claimed
+        self._backlog = False  # the last full look found a full batch: more may follow
+        self._low_water = max(1, batch // 4)  # queue length at which the next look starts
+        self._look: asyncio.Task[list[OutboxMessage]] | None = None  # a read in progress
+        self._look_urgent = False
+        self._sent_while_looking: set[int] = set()  # rows called since the read began
+        self._claims: list[_Claim] = []  # in claim order
         self._inflight: dict[int, asyncio.Task[None]] = {}  # chat → its call
+        self._busy: set[int] = set()  # chats with a claim or a call
         self._updates: list[RowUpdate] = []  # outcomes not yet written
         self._to_block: list[int] = []
+        self._writes: list[asyncio.Task[set[int]]] = []  # outcomes written beside a long wait
+        self._release: set[int] = set()  # claimed, never called, when the loop failed
         self._wake = asyncio.Event()  # something was enqueued
         self._stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -180,7 +232,8 @@ class Sender:
         """Deliver until `stop()`: wait for new rows (woken by enqueue, or every poll).
 
         A failure of the loop itself (the database was locked for too long, say) is logged and
-        the loop starts again after `poll_interval`, settling what was in flight as at a restart.
+        the loop starts again after `poll_interval`: rows it had claimed but not called go back
+        to pending, and what was in flight is settled as at a restart.
         """
         if self._running:
             raise RuntimeError("this Sender is already running")
@@ -200,7 +253,8 @@ class Sender:
         return await self._pump(forever=False)
 
     async def stop(self) -> None:
-        """Stop sending: calls in flight finish, their outcomes are written, `run()` returns."""
+        """Stop sending: calls in flight finish, their outcomes are written, rows claimed but
+        not called go back to pending, and `run()` returns."""
         self._stop.set()
         if self._running:
             await self._finished.wait()
@@ -216,26 +270,11 @@ class Sender:
         try:
             if not self._started:
                 await self._start()
-            while not self._stop.is_set():
-                await self._flush()  # the heads depend on every outcome so far
-                self._wake.clear()
-                batch = await self._outbox.due(self._at(self._now()), self._batch)
-                if batch:
-                    await self._dispatch(batch)
-                elif self._inflight:
-                    await self._reap(wait=True)
-                elif not await self._idle(forever=forever):
-                    break
-            await self._reap(wait=True, every=True)
-            await self._flush()
+            while not self._stop.is_set() and await self._step(forever=forever):
+                pass
+            await self._finish()
         except BaseException:
-            # A crash (or a cancelled task) writes nothing more: what was in flight stays
-            # `sending` and is settled by the next start (of this Sender too, after `run()`
-            # survived an error).
-            for task in self._inflight.values():
-                task.cancel()
-            self._inflight.clear()
-            self._started = False
+            self._abandon()
             raise
         finally:
             self._running = False
@@ -243,7 +282,9 @@ class Sender:
         return self.stats.sent - sent_before
 
     async def _start(self) -> None:
-        interrupted = await self._outbox.recover()
+        await self._flush()  # outcomes known from before an error are not "interrupted"
+        interrupted = await self._outbox.recover(release=self._release)
+        self._release = set()
         if interrupted:
             log.warning(
                 "outbox: %d message(s) were in flight when the last sender stopped;"
@@ -254,6 +295,120 @@ class Sender:
         # We do not know when an earlier process last sent: wait one window before the first.
         self._next_send = self._pause_until = self._now() + self._resume_gap
         self._started = True
+
+    async def _step(self, *, forever: bool) -> bool:
+        """One send (or one wait); False when nothing is left to send (drain only)."""
+        await self._reap()
+        now = self._now()
+        self._look_ahead(now)
+        if not self._queue and not self._claims:
+            await self._take_look()  # a read in progress may bring enough
+            if not self._queue:
+                await self._flush()  # the heads depend on every outcome so far
+                self._start_look(self._now(), urgent_only=False)
+                await self._take_look()
+            if not self._queue and not self._claims:
+                if self._inflight:
+                    await self._reap(wait=True)
+                    return True
+                return await self._idle(forever=forever)
+            now = self._now()
+        resume = max(self._next_send, self._pause_until, now)
+        if resume - now < _FLUSH_BEFORE_WAIT:
+            self._claim_more(ready_by=resume + self._ahead * self._gap)
+        claim = self._next_claim(now)
+        if claim is None:
+            if len(self._inflight) >= self._concurrency:
+                await self._reap(wait=True)
+                return True
+            # Nothing to claim yet: a long flood pause, or every queued chat has just had its
+            # message. Wait (looking for answers again at least every `urgent_poll`).
+            until = resume
+            if resume - now < _FLUSH_BEFORE_WAIT:
+                chat_next = self._chat_next
+                soonest = min((chat_next.get(m.chat_id, 0) for m in self._queue), default=resume)
+                until = min(max(resume, soonest, now + self._gap), now + self._urgent_poll)
+            if until - now >= _FLUSH_BEFORE_WAIT:
+                self._flush_soon()
+            await self._nap(until, wake_on_enqueue=False)
+            return True
+        napped = waited = False
+        while True:
+            if claim.marked.done() and not self._claimed(claim):
+                return True  # refused (forgotten, blocked or sent meanwhile): nothing to wait for
+            # From reading the clock to the call's start nothing awaits: the bucket is taken
+            # at the call.
+            now = self._now()
+            target = max(
+                self._next_send, self._pause_until, self._chat_next.get(claim.msg.chat_id, 0)
+            )
+            if now < target:
+                if target - now >= _FLUSH_BEFORE_WAIT:
+                    self._flush_soon()
+                # Then check again: an answer that arrived meanwhile may pause everything.
+                await self._nap(target, wake_on_enqueue=False)
+                napped = True
+            elif not claim.marked.done():
+                if napped and not waited:
+                    # Its commit had the time until its turn and is not done: the disk is
+                    # behind the sends, so claim further ahead from now on.
+                    self._ahead = min(self._ahead * 2, self._concurrency)
+                    self._calm = 0
+                waited = True
+                await asyncio.wait((claim.marked,))
+            else:
+                break
+            if self._stop.is_set():
+                return False
+        if not waited:
+            self._calm += 1
+            if self._calm >= _CALM and self._ahead > 1:
+                self._ahead -= 1  # the disk keeps up: fewer rows marked before their turn
+                self._calm = 0
+        await self._launch(claim, now)
+        return True
+
+    async def _finish(self) -> None:
+        """The clean end: calls finish, claims not called go back to pending, all is written."""
+        await self._reap(wait=True, every=True)
+        claims, self._claims = self._claims, []
+        for claim in claims:
+            self._busy.discard(claim.msg.chat_id)
+            try:
+                marked = claim.msg.id in await claim.marked
+            except Exception:
+                continue  # nothing of it was written; its outcomes wait in `_updates`
+            if marked:
+                self.stats.released += 1
+                self._updates.append(RowUpdate(claim.msg.id, "pending", attempts_delta=-1))
+        self._queue.clear()
+        if self._look is not None:
+            _discard(self._look)
+            self._look = None
+        while self._writes:
+            await self._writes.pop(0)
+        await self._flush()
+
+    def _abandon(self) -> None:
+        """A crash, or an error of the loop: nothing more is written from here."""
+        if self._look is not None:
+            _discard(self._look)
+            self._look = None
+        for task in self._inflight.values():
+            task.cancel()
+        for claim in self._claims:
+            # Claimed but never called: given back at this Sender's next start, if any (a
+            # cancelled claim's job may still commit).
+            self._release.add(claim.msg.id)
+            _discard(claim.marked)
+        for write in self._writes:
+            _discard(write)  # its job may still commit: outcomes are facts
+        self._writes.clear()
+        self._inflight.clear()
+        self._claims.clear()
+        self._busy.clear()
+        self._queue.clear()
+        self._started = False
 
     async def _idle(self, *, forever: bool) -> bool:
         """Nothing is due: wait for the next retry, `not_before`, enqueue or poll; False: done."""
@@ -267,50 +422,154 @@ class Sender:
         await self._nap(target, wake_on_enqueue=True)
         return True
 
-    async def _dispatch(self, batch: list[OutboxMessage]) -> None:
-        """Send one batch of heads (distinct chats), readiest chats first."""
+    def _look_ahead(self, now: int) -> None:
+        """Read the next heads while sending: more when the queue runs short, answers often.
+
+        The reads run beside the sends (a thread hop each), and what they find is merged
+        when it is there; a head found before its row changed is refused by the claim.
+        """
+        look = self._look
+        if look is not None:
+            if look.done():
+                self._merge(look.result(), urgent_only=self._look_urgent)
+                self._look = None
+            return
+        if self._backlog and len(self._queue) < self._low_water:
+            self._start_look(now, urgent_only=False)
+        elif self._queue and now >= self._urgent_at:
+            self._start_look(now, urgent_only=True)
+
+    def _start_look(self, now: int, *, urgent_only: bool) -> None:
+        self._urgent_at = now + self._urgent_poll  # a full look finds the answers too
+        self._look_urgent = urgent_only
+        self._sent_while_looking.clear()
+        self._look = asyncio.create_task(
+            self._outbox.due(self._at(now), self._batch, urgent_only=urgent_only),
+            name="outbox-due",
+        )
+
+    async def _take_look(self) -> None:
+        """Wait for the read in progress and merge what it found."""
+        look = self._look
+        if look is None:
+            return
+        try:
+            found = await look
+        finally:
+            self._look = None
+        self._merge(found, urgent_only=self._look_urgent)
+
+    def _merge(self, found: list[OutboxMessage], *, urgent_only: bool) -> None:
+        """Queue the heads found (not of a chat busy or queued already): answers in front."""
+        if not urgent_only:
+            # A full batch: more may follow, so the next look comes before the queue is empty.
+            self._backlog = len(found) == self._batch
+        if not found:
+            return
+        queued = {m.chat_id for m in self._queue}
+        # A row called while the look read is no head any more (its claim would be refused).
+        sent = self._sent_while_looking
+        fresh = [m for m in found if m.chat_id not in self._busy and m.id not in sent]
+        answers = [m for m in fresh if m.priority > 0]
+        if answers:  # ahead of the pushes already queued, their own old place given up
+            chats = {m.chat_id for m in answers}
+            rest = [m for m in self._queue if m.chat_id not in chats]
+            self._queue = deque([*answers, *rest])
+            queued |= chats
+        if urgent_only:
+            return
         now = self._now()
         if len(self._chat_next) > 8 * self._batch:
             self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
-        # Stable: among chats ready now, place order is kept.
-        batch = sorted(batch, key=lambda m: max(self._chat_next.get(m.chat_id, 0), now))
-        for msg in batch:
-            while True:
-                if self._stop.is_set():
-                    return
-                await self._reap()
-                if len(self._inflight) >= self._concurrency:
-                    await self._reap(wait=True)
-                    continue
-                now = self._now()
-                target = max(
-                    self._next_send, self._pause_until, self._chat_next.get(msg.chat_id, 0)
-                )
-                if now >= target:
-                    break
-                if target - now >= _FLUSH_BEFORE_WAIT:
-                    await self._flush()
-                # Re-check after waking: an answer that arrived meanwhile may pause everything.
-                await self._nap(target, wake_on_enqueue=False)
-            await self._launch(msg, now)
+        # Stable: among the pushes, the chats ready soonest first, place order among equals.
+        chat_next = self._chat_next
+        pushes = [m for m in fresh if m.priority <= 0 and m.chat_id not in queued]
+        pushes.sort(key=lambda m: max(chat_next.get(m.chat_id, 0), now))
+        self._queue.extend(pushes)
 
-    async def _launch(self, msg: OutboxMessage, now: int) -> None:
+    def _claim_more(self, *, ready_by: int) -> None:
+        """Claim queued heads while there is room, a few at a time, one writer job for them
+        (it also writes the outcomes so far). A head whose chat may not send by `ready_by`
+        stays queued: claimed, it would hold a place while others could go."""
+        room = min(
+            self._ahead - len(self._claims),
+            self._concurrency - len(self._inflight),
+            len(self._queue),
+        )
+        if room <= 0 or (self._claims and room < min(_CLAIM_GROUP, self._ahead // 2)):
+            return
+        chat_next = self._chat_next
+        msgs: list[OutboxMessage] = []
+        skipped: list[OutboxMessage] = []
+        while self._queue and len(msgs) < room and len(skipped) < _SKIP:
+            msg = self._queue.popleft()
+            (msgs if chat_next.get(msg.chat_id, 0) <= ready_by else skipped).append(msg)
+        # Passed-over answers keep their place in front; pushes go to the back, so that the
+        # next look at the queue finds others.
+        self._queue.extendleft(reversed([m for m in skipped if m.priority > 0]))
+        self._queue.extend(m for m in skipped if m.priority <= 0)
+        if not msgs:
+            return
+        updates, self._updates = self._updates, []
+        chats, self._to_block = self._to_block, []
+        marked = asyncio.create_task(
+            self._write(updates, chats, claim=[m.id for m in msgs]), name="outbox-claim"
+        )
+        for msg in msgs:
+            claim = _Claim(msg, marked)
+            if msg.priority > 0:  # answers stay in front of the pushes: see `_next_claim`
+                at = next(
+                    (i for i, c in enumerate(self._claims) if c.msg.priority < msg.priority),
+                    len(self._claims),
+                )
+                self._claims.insert(at, claim)
+            else:
+                self._claims.append(claim)
+            self._busy.add(msg.chat_id)
+
+    def _next_claim(self, now: int) -> _Claim | None:
+        """The claim to send next: the first whose chat is ready (answers are kept in front),
+        else the one whose chat is ready soonest."""
+        chat_next = self._chat_next
+        for claim in self._claims:  # nearly always the first
+            if chat_next.get(claim.msg.chat_id, 0) <= now:
+                return claim
+        if not self._claims:
+            return None
+        return min(self._claims, key=lambda c: chat_next.get(c.msg.chat_id, 0))
+
+    def _claimed(self, claim: _Claim) -> bool:
+        """Its job is done: True when the row may be called; else the claim is dropped."""
+        try:
+            marked = claim.msg.id in claim.marked.result()
+        except BaseException:
+            self._drop(claim)  # its job rolled back: the row is still pending
+            raise
+        if not marked:  # forgotten, blocked or sent meanwhile: nothing to send
+            self._drop(claim)
+        return marked
+
+    def _drop(self, claim: _Claim) -> None:
+        self._claims.remove(claim)
+        self._busy.discard(claim.msg.chat_id)
+
+    async def _launch(self, claim: _Claim, now: int) -> None:
+        msg = claim.msg
+        self._claims.remove(claim)
+        if self._look is not None:
+            self._sent_while_looking.add(msg.id)
         self._next_send = now + self._gap
         self._chat_next[msg.chat_id] = now + self._chat_gap
-        # The mark is committed before the call can leave: see the module docstring.
-        self._updates.append(RowUpdate(msg.id, "sending", attempts_delta=1))
-        await self._flush()
-        started = asyncio.Event()
         self._inflight[msg.chat_id] = asyncio.create_task(
-            self._call(msg, started), name=f"outbox-send-{msg.id}"
+            self._call(msg), name=f"outbox-send-{msg.id}"
         )
-        # Let the call begin now, at this instant of the clock (a virtual clock may move on
-        # as soon as we continue); a call that already ended in a crash is noticed here.
-        await started.wait()
+        # One turn of the loop: the new task runs first (ready callbacks are FIFO), so the call
+        # begins now, at this instant of the clock (a virtual clock may move on as soon as we
+        # continue); a call that already ended in a crash is noticed here.
+        await asyncio.sleep(0)
         await self._reap()
 
-    async def _call(self, msg: OutboxMessage, started: asyncio.Event) -> None:
-        started.set()
+    async def _call(self, msg: OutboxMessage) -> None:
         try:
             result = await self._deliver(msg)
         except Exception as exc:
@@ -363,19 +622,33 @@ class Sender:
             return
         self._updates.append(update)
 
-    async def _flush(self) -> None:
-        """Write the outcomes (and a mark) gathered so far in one commit; tell about blocks."""
+    def _flush_soon(self) -> None:
+        """Write the outcomes so far beside what comes next (before a long wait)."""
         if not self._updates and not self._to_block:
             return
         updates, self._updates = self._updates, []
         chats, self._to_block = self._to_block, []
+        self._writes.append(asyncio.create_task(self._write(updates, chats), name="outbox-write"))
+
+    async def _flush(self) -> None:
+        """Write the outcomes gathered so far (no claim) in one job; tell about blocks."""
+        if not self._updates and not self._to_block:
+            return
+        updates, self._updates = self._updates, []
+        chats, self._to_block = self._to_block, []
+        await self._write(updates, chats)
+
+    async def _write(
+        self, updates: list[RowUpdate], chats: list[int], *, claim: Sequence[int] = ()
+    ) -> set[int]:
+        """One writer job: outcomes, blocks and claims; returns the rows claimed."""
         try:
-            await self._outbox.write(updates, block_chats=chats)
+            claimed = await self._outbox.claim(claim, updates=updates, block_chats=chats)
         except Exception:
-            # Nothing was written. Outcomes are kept for the next try; a mark is dropped, since
-            # its call will not be made and the row stays `pending`.
-            self._updates = [u for u in updates if u.status != "sending"] + self._updates
-            self._to_block = chats + self._to_block
+            # Nothing was written: the outcomes wait for the next write (a claim is dropped,
+            # its row stays `pending` and its call is not made).
+            self._updates[:0] = updates
+            self._to_block[:0] = chats
             raise
         for chat_id in chats:
             self._chat_next.pop(chat_id, None)
@@ -384,6 +657,7 @@ class Sender:
                     await self._on_blocked(chat_id)
                 except Exception as exc:  # the outbox already knows; the callback is extra
                     log.warning("outbox: on_blocked raised %s", type(exc).__name__)
+        return claimed
 
     async def _reap(self, *, wait: bool = False, every: bool = False) -> None:
         """Forget finished calls (waiting for one, or all); re-raise what killed a call."""
@@ -393,7 +667,15 @@ class Sender:
         for chat_id, task in list(self._inflight.items()):
             if task.done():
                 del self._inflight[chat_id]
+                self._busy.discard(chat_id)
                 task.result()  # only a BaseException gets here: `_call` catches the rest
+        if self._writes and self._writes[0].done():
+            writes, self._writes = self._writes, []
+            for write in writes:
+                if write.done():
+                    write.result()  # a failed write fails the loop, as an awaited one does
+                else:
+                    self._writes.append(write)
 
     async def _nap(self, until: int, *, wake_on_enqueue: bool) -> None:
         """Sleep until `until` (µs) through the injected sleep; stop() cuts long naps short."""
@@ -431,3 +713,11 @@ class Sender:
 
 def _reason(text: str) -> str:
     return text[:_MAX_REASON]
+
+
+def _discard(task: asyncio.Task[object]) -> None:
+    """Stop waiting for `task`: cancel it, or take its exception so that none goes unseen."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

@@ -12,6 +12,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.outbox import BLOCKED, INTERRUPTED, Outbox, Outgoing, RowUpdate
+from services.sqlite_writer import SQLiteWriter
 from services.store import Store
 
 MARKUP = {
@@ -249,3 +250,92 @@ async def test_enqueue_wakes_subscribers_only_when_something_was_stored(outbox: 
     await put(outbox, 1, "k")
 
     assert woken == [1]
+
+
+# --- claims, recovery, the shared writer ----------------------------------------------------
+
+
+async def test_a_claim_takes_only_rows_still_pending_and_due(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    await put(outbox, 1, "a")
+    await put(outbox, 2, "later")
+    await put(outbox, 3, "forgotten")
+    await put(outbox, 4, "b")
+    a, later, forgotten, b = await outbox.due(clock.now(), 10)
+    retry_at = clock.now() + timedelta(seconds=30)
+    await outbox.write([RowUpdate(later.id, "pending", next_attempt_at=retry_at)])
+    await outbox.forget_chat(3)
+
+    # waiting for its retry, or forgotten: left out; the others are claimed together
+    assert await outbox.claim([a.id, later.id, forgotten.id, b.id]) == {a.id, b.id}
+    assert await outbox.claim([a.id]) == set()  # claimed already: never twice
+    record = await outbox.get("a")
+    assert record is not None and (record.status, record.attempts) == ("sending", 1)
+    record = await outbox.get("later")
+    assert record is not None and (record.status, record.attempts) == ("pending", 0)
+
+    clock.set(retry_at)
+    assert await outbox.claim([later.id]) == {later.id}
+
+
+async def test_outcomes_and_claims_are_one_transaction(outbox: Outbox, clock: FakeClock) -> None:
+    await put(outbox, 1, "a")
+    await put(outbox, 2, "b")
+    a, b = await outbox.due(clock.now(), 10)
+    await outbox.claim([a.id])
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await outbox.claim([b.id], updates=[RowUpdate(a.id, "lost")])  # the CHECK refuses it
+
+    record = await outbox.get("b")
+    assert record is not None and record.status == "pending"  # the claim went with it
+    sent = RowUpdate(a.id, "sent", sent_at=clock.now())
+    assert await outbox.claim([b.id], updates=[sent]) == {b.id}
+    records = [await outbox.get(key) for key in ("a", "b")]
+    assert [r.status for r in records if r is not None] == ["sent", "sending"]
+
+
+async def test_recover_gives_back_the_rows_it_is_told_were_never_called(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    for chat, key in enumerate(("called", "never-called", "waiting")):
+        await put(outbox, chat, key)
+    rows = {m.dedup_key: m for m in await outbox.due(clock.now(), 10)}
+    await outbox.claim([rows["called"].id, rows["never-called"].id])
+
+    assert await outbox.recover(release={rows["never-called"].id, rows["waiting"].id}) == 1
+
+    called = await outbox.get("called")
+    assert called is not None and (called.status, called.last_error) == ("failed", INTERRUPTED)
+    given_back = await outbox.get("never-called")
+    assert given_back is not None
+    assert (given_back.status, given_back.attempts, given_back.last_error) == ("pending", 0, None)
+    waiting = await outbox.get("waiting")  # never claimed: released changes nothing
+    assert waiting is not None and (waiting.status, waiting.attempts) == ("pending", 0)
+
+
+async def test_claims_made_together_share_one_commit_of_the_writer_given(
+    path: Path, clock: FakeClock
+) -> None:
+    writer = await SQLiteWriter.open(path)
+    try:
+        box = await Outbox.open(path, clock, writer=writer)
+        await box.enqueue_many(
+            Outgoing(chat_id=i, text="t", kind="status", dedup_key=f"k{i}") for i in range(20)
+        )
+        heads = await box.due(clock.now(), 20)
+        before = writer.stats.batches
+
+        claimed = await asyncio.gather(*(box.claim([m.id]) for m in heads))
+
+        assert claimed == [{m.id} for m in heads]
+        assert writer.stats.batches - before == 1
+        await box.close()
+        # The writer is the caller's: the outbox leaves it open.
+        assert await writer.run(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
+    finally:
+        await writer.close()
+    with sqlite3.connect(path) as db:
+        [(sending,)] = db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sending'")
+    assert sending == 20

@@ -4,10 +4,11 @@ order, and exactly-once across a restart (a real SQLite file, a fake Telegram)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -475,17 +476,17 @@ async def test_stop_cuts_a_long_flood_pause_short(env: Env) -> None:
 async def test_a_failed_database_write_does_not_stop_run_nor_repeat_a_message(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = env.outbox.write
+    real_claim = env.outbox.claim
     failures = 0
 
-    async def flaky_write(*args: Any, **kwargs: Any) -> None:
+    async def flaky_claim(*args: Any, **kwargs: Any) -> set[int]:
         nonlocal failures
         if failures < 2:
             failures += 1
             raise sqlite3.OperationalError("database is locked")
-        await real_write(*args, **kwargs)
+        return await real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(env.outbox, "write", flaky_write)
+    monkeypatch.setattr(env.outbox, "claim", flaky_claim)
     all_sent = asyncio.Event()
     keys = [f"k{i}" for i in range(5)]
     for i, key in enumerate(keys):
@@ -504,14 +505,135 @@ async def test_a_failed_database_write_does_not_stop_run_nor_repeat_a_message(
 
     assert failures == 2
     assert sorted(env.telegram.delivered()) == keys
+    assert sorted(c.key for c in env.telegram.calls) == keys  # none twice
     assert (await env.outbox.counts())["sent"] == len(keys)
+    assert sender.stats.interrupted == 0
+
+
+async def test_stop_gives_back_a_row_claimed_but_not_yet_called(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await env.enqueue(1, "first")
+    await env.enqueue(2, "second")
+    second = await env.outbox.get("second")
+    assert second is not None
+    real_claim = env.outbox.claim
+    claiming, disk = asyncio.Event(), asyncio.Event()
+
+    async def slow_disk_for_second(row_ids: Sequence[int], **kwargs: Any) -> set[int]:
+        if second.id in row_ids:
+            claiming.set()
+            await disk.wait()  # its commit is late: the sender waits for it to call
+        return await real_claim(row_ids, **kwargs)
+
+    monkeypatch.setattr(env.outbox, "claim", slow_disk_for_second)
+    sender = env.sender()
+    task = asyncio.create_task(sender.run())
+    await claiming.wait()
+
+    stopping = asyncio.create_task(sender.stop())
+    disk.set()
+    await stopping
+    await task
+
+    assert [c.key for c in env.telegram.calls] == ["first"]
+    record = await env.outbox.get("second")
+    assert record is not None and (record.status, record.attempts) == ("pending", 0)
+    assert sender.stats.released == 1
+    await env.sender().drain()  # a later sender sends it, once
+    assert [c.key for c in env.telegram.calls] == ["first", "second"]
+
+
+async def test_rows_claimed_when_the_loop_failed_are_given_back_not_interrupted(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"k{i}" for i in range(100)]
+    await env.outbox.enqueue_many(
+        Outgoing(chat_id=i, text=key, kind="push", dedup_key=key) for i, key in enumerate(keys)
+    )
+    ids = {}
+    for key in keys:
+        record = await env.outbox.get(key)
+        assert record is not None
+        ids[record.id] = key
+    real_claim, real_due = env.outbox.claim, env.outbox.due
+    claims: Counter[str] = Counter()
+    looks = 0
+
+    async def count_claims(row_ids: Sequence[int], **kwargs: Any) -> set[int]:
+        claims.update(ids[row_id] for row_id in row_ids)
+        return await real_claim(row_ids, **kwargs)
+
+    async def third_look_fails(*args: Any, **kwargs: Any) -> list[OutboxMessage]:
+        nonlocal looks
+        looks += 1
+        if looks == 3:  # a look for answers while rows are claimed: the loop fails
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real_due(*args, **kwargs)
+
+    monkeypatch.setattr(env.outbox, "claim", count_claims)
+    monkeypatch.setattr(env.outbox, "due", third_look_fails)
+    all_sent = asyncio.Event()
+
+    async def watch(msg: OutboxMessage) -> None:
+        if len(env.telegram.calls) == len(keys) - 1:
+            all_sent.set()
+
+    env.telegram.on_call = watch
+    sender = env.sender()
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(10):  # a guard: a row lost as interrupted would never come
+        await all_sent.wait()
+    await sender.stop()
+    await task
+
+    # The rows claimed (committed) but not called when the loop failed were given back by
+    # the restarted loop, and claimed again, instead of being settled as interrupted.
+    assert looks > 3
+    assert [key for key, count in claims.items() if count > 1]
+    assert max(claims.values()) == 2
+    assert sorted(c.key for c in env.telegram.calls) == sorted(keys)  # each once
+    assert sender.stats.interrupted == 0
+    assert (await env.outbox.counts())["sent"] == len(keys)
+    for key in keys:
+        record = await env.outbox.get(key)
+        assert record is not None and record.attempts == 1
+
+
+async def test_every_call_finds_its_row_claimed_on_disk_first(env: Env) -> None:
+    found: list[str] = []
+
+    async def look_at_the_file(msg: OutboxMessage) -> None:
+        found.append(statuses(env.path)[msg.dedup_key])  # what survives a kill right now
+
+    env.telegram.on_call = look_at_the_file
+    await env.outbox.enqueue_many(
+        Outgoing(chat_id=1000 + i % 60, text=f"m{i}", kind="push", dedup_key=f"k{i}")
+        for i in range(180)
+    )
+
+    await env.sender(rate=30).drain()
+
+    assert found == ["sending"] * 180
+    assert len(env.telegram.delivered()) == 180
 
 
 # --- exactly once across a restart --------------------------------------------------------
 
 
+def statuses(path: Path) -> dict[str, str]:
+    """Every row's status as another process would read it from the file (committed only)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return dict(db.execute("SELECT dedup_key, status FROM outbox").fetchall())
+
+
+def claimed_keys(path: Path) -> set[str]:
+    return {key for key, status in statuses(path).items() if status == "sending"}
+
+
 async def test_restart_in_the_middle_of_a_batch_sends_everything_exactly_once(env: Env) -> None:
     keys = {chat: [f"c{chat}-{i}" for i in range(3)] for chat in range(30)}
+    every = {k for chat_keys in keys.values() for k in chat_keys}
     await env.outbox.enqueue_many(
         Outgoing(chat_id=chat, text=key, kind="push", dedup_key=key)
         for i in range(3)
@@ -519,41 +641,48 @@ async def test_restart_in_the_middle_of_a_batch_sends_everything_exactly_once(en
         for key in chat_keys[i : i + 1]
     )
     # The process dies while waiting for the 41st send, between two deliveries and in the
-    # middle of the second batch (a batch holds one head per chat: 30 rows).
+    # middle of the second round of heads.
     env.time.crash_when = lambda: len(env.telegram.calls) == 40
     with pytest.raises(Crash):
-        await env.sender(batch=50).drain()
-    # the rest of that batch was only in memory: still pending, nothing claimed
-    assert await env.outbox.counts() == {
-        "pending": 50,
-        "sending": 1,
-        "sent": 39,
-        "failed": 0,
-        "blocked": 0,
-    }
-    await env.outbox.close()
-    before_restart = list(env.telegram.calls)
+        await env.sender(batch=50, concurrency=8).drain()
+    await env.outbox.close()  # what the writer had queued is on disk now, as in a kill after it
+    first_run = list(env.telegram.calls)
+    assert len(first_run) == 40
+    delivered_first = {c.key for c in first_run if c.accepted}
+    # `sending`: rows claimed and not called (at most `concurrency`), or called and their
+    # outcome not yet written. Every other row is untouched: pending, or sent.
+    claimed = claimed_keys(env.path)
+    assert 1 <= len(claimed - delivered_first) <= 8
+    found = Counter(statuses(env.path).values())
+    assert found["sent"] + len(claimed) + found["pending"] == 90
 
     env.time.crash_when = None
     env.outbox = await Outbox.open(env.path, env.clock)
     second = env.sender(batch=50)
     await second.drain()
 
-    delivered = Counter(env.telegram.delivered())
-    assert set(delivered) == {k for chat_keys in keys.values() for k in chat_keys}
-    assert max(delivered.values()) == 1  # nothing twice
-    assert len(env.telegram.calls) == 90 and len(before_restart) == 40
-    for chat, chat_keys in keys.items():
-        assert keys_of(env.telegram.calls, chat) == chat_keys  # order survives the restart
+    calls = Counter(c.key for c in env.telegram.calls)
+    assert max(calls.values()) == 1  # nothing twice
+    # Claimed rows are settled as interrupted, never resent: the ones that were called
+    # reached Telegram once; the others are lost, visibly. Every other row went out once.
+    assert set(env.telegram.delivered()) == (every - claimed) | (claimed & delivered_first)
+    assert all(calls[key] == 0 or key in delivered_first for key in claimed)
+    counts = await env.outbox.counts()
+    assert counts == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 90 - len(claimed),
+        "failed": len(claimed),
+        "blocked": 0,
+    }
+    assert second.stats.interrupted == len(claimed)
+    for key in claimed:
+        record = await env.outbox.get(key)
+        assert record is not None and (record.status, record.last_error) == ("failed", INTERRUPTED)
+    for chat, chat_keys in keys.items():  # order survives the restart
+        assert keys_of(env.telegram.calls, chat) == [k for k in chat_keys if calls[k]]
     assert busiest_second(env.telegram.times()) <= 25
     assert min(chat_gaps(env.telegram.calls)) >= SECOND
-    # The last delivery's outcome was not written yet when the process died: that row is
-    # settled as interrupted (it did reach Telegram, once) instead of being sent again.
-    counts = await env.outbox.counts()
-    assert counts == {"pending": 0, "sending": 0, "sent": 89, "failed": 1, "blocked": 0}
-    assert second.stats.interrupted == 1
-    last = await env.outbox.get(before_restart[-1].key)
-    assert last is not None and (last.status, last.last_error) == ("failed", INTERRUPTED)
 
 
 @pytest.mark.parametrize("telegram_got_it", [True, False])
@@ -567,19 +696,26 @@ async def test_a_call_in_flight_when_the_process_died_is_never_repeated(
     else:
         env.telegram.script["k4"] = [Crash()]  # dies before the request leaves
     with pytest.raises(Crash):
-        await env.sender().drain()
+        await env.sender(concurrency=4).drain()
     await env.outbox.close()
+    claimed = claimed_keys(env.path)
+    accepted_first = set(env.telegram.delivered())
+    assert "k4" in claimed
+    assert len(claimed - accepted_first) <= 4  # lost: claimed, never reached Telegram
 
     env.outbox = await Outbox.open(env.path, env.clock)
     await env.sender().drain()
 
-    assert [c.key for c in env.telegram.calls].count("k4") == 1  # one call, never a second
-    assert Counter(env.telegram.delivered()) == Counter(
-        f"k{i}" for i in range(10) if i != 4 or telegram_got_it
-    )
-    record = await env.outbox.get("k4")
-    assert record is not None and (record.status, record.last_error) == ("failed", INTERRUPTED)
-    assert (await env.outbox.counts())["sent"] == 9
+    calls = [c.key for c in env.telegram.calls]
+    assert calls.count("k4") == 1  # one call, never a second
+    assert max(Counter(calls).values()) == 1
+    every = {f"k{i}" for i in range(10)}
+    assert set(env.telegram.delivered()) == (every - claimed) | (claimed & accepted_first)
+    assert ("k4" in accepted_first) == telegram_got_it
+    for key in claimed:
+        record = await env.outbox.get(key)
+        assert record is not None and (record.status, record.last_error) == ("failed", INTERRUPTED)
+    assert (await env.outbox.counts())["sent"] == 10 - len(claimed)
 
 
 async def test_a_new_sender_waits_one_window_so_limits_hold_across_restarts(env: Env) -> None:
