@@ -11,9 +11,9 @@ numbers and dates as ready-made strings (Fluent would group the digits of an int
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
@@ -31,6 +31,12 @@ LocaleResolver = Callable[[int, str | None], Awaitable[str]]
 # a locale other than their own: "kz" is a common mistake for Kazakh, Ukrainian and Belarusian
 # speakers in Kazakhstan are far better served by Russian than by the default.
 _LANGUAGE_ALIASES = {"kz": "kk", "uk": "ru", "be": "ru"}
+# A translator's memo holds what code builds from the locale files and a few fixed values (step
+# headers, keyboards); keys come from our code, so this bound is never reached unless a caller
+# wrongly keys by user input: it then builds every time instead of growing without end.
+MEMO_LIMIT = 4096
+
+T = TypeVar("T")
 
 
 class TranslationError(ValueError):
@@ -84,16 +90,29 @@ def _parse_locale_dir(directory: Path) -> dict[str, ftl.Message | ftl.Term]:
 class Translator:
     """The translation function bound to one locale: `tr("key", n=3)`."""
 
-    __slots__ = ("_i18n", "locale")
+    __slots__ = ("_i18n", "_memo", "locale")
 
     def __init__(self, i18n: I18n, locale: str) -> None:
         """Bind `i18n` to `locale`; get instances from `I18n.translator`."""
         self._i18n = i18n
         self.locale = locale
+        self._memo: dict[Hashable, Any] = {}
 
     def __call__(self, msg_id: str, /, **args: Any) -> str:
         """Format `msg_id` in this translator's locale."""
         return self._i18n.t(self.locale, msg_id, **args)
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()` once per key for this locale: only for values made of the locale's texts
+        and of `key`, which must take few values (a step number, a set of ticked boxes), never
+        user input. The value is shared: callers must not change it."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = build()
+            if len(self._memo) < MEMO_LIMIT:
+                self._memo[key] = value
+            return value
 
     def __repr__(self) -> str:
         return f"Translator({self.locale!r})"
@@ -116,14 +135,27 @@ class I18n:
         self.strict = strict
         self._messages: dict[str, dict[str, ftl.Message]] = {}
         self._bundles: dict[str, FluentBundle] = {}
+        # locale -> "id" or "id.attribute" -> compiled pattern: one dict lookup per message.
+        self._patterns: dict[str, dict[str, Any]] = {}
+        # locale -> id -> text of the messages formatted without arguments. The texts never
+        # change while the bot runs, and most messages have no arguments.
+        self._plain: dict[str, dict[str, str]] = {}
         for locale, locale_entries in entries.items():
             bundle = FluentBundle([locale], use_isolating=False)  # no U+2068/2069 in Telegram
             bundle.add_resource(ftl.Resource(body=list(locale_entries.values())))
             messages = {k: v for k, v in locale_entries.items() if isinstance(v, ftl.Message)}
+            patterns: dict[str, Any] = {}
             for msg_id in messages:
-                bundle.get_message(msg_id)  # compile now: errors at start, no first-use latency
+                # compile now: errors at start, no first-use latency
+                compiled = bundle.get_message(msg_id)
+                if compiled.value is not None:
+                    patterns[msg_id] = compiled.value
+                for attribute, pattern in compiled.attributes.items():
+                    patterns[f"{msg_id}.{attribute}"] = pattern
             self._bundles[locale] = bundle
             self._messages[locale] = messages
+            self._patterns[locale] = patterns
+            self._plain[locale] = {}
         self._translators = {locale: Translator(self, locale) for locale in self._bundles}
 
     @classmethod
@@ -166,8 +198,12 @@ class I18n:
 
     def t(self, locale: str, msg_id: str, /, **args: Any) -> str:
         """Format `msg_id` (or `msg_id.attribute`) in `locale`, falling back to other locales."""
+        if not args:
+            plain = self._plain.get(locale)
+            if plain is not None and msg_id in plain:
+                return plain[msg_id]
         for candidate in self._fallback_chain(locale):
-            pattern = self._pattern(candidate, msg_id)
+            pattern = self._patterns[candidate].get(msg_id)
             if pattern is None:
                 continue
             if candidate != locale:
@@ -179,6 +215,10 @@ class I18n:
                 if self.strict:
                     raise TranslationError(problem)
                 logger.error("translation problem: %s", problem)
+            elif not args and candidate == locale:
+                # Kept only when complete and in its own locale: a fallback or a problem is
+                # logged again on every use, as before.
+                self._plain[locale][msg_id] = str(text)
             return str(text)
         raise KeyError(f"message {msg_id!r} is missing in every locale {self.locales}")
 
@@ -201,17 +241,6 @@ class I18n:
         if locale in self._bundles:
             yield locale
         yield from (loc for loc in self.locales if loc != locale)
-
-    def _pattern(self, locale: str, msg_id: str) -> Any | None:
-        """The compiled pattern for `msg_id` or `msg_id.attr`, or None if absent."""
-        name, _, attribute = msg_id.partition(".")
-        bundle = self._bundles[locale]
-        if not bundle.has_message(name):
-            return None
-        message = bundle.get_message(name)
-        if attribute:
-            return message.attributes.get(attribute)
-        return message.value
 
 
 class LocaleMiddleware(BaseMiddleware):

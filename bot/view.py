@@ -8,18 +8,20 @@ typing indicator while the voucher service works, and re-asking the current step
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
+from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
-from aiogram.utils.chat_action import ChatActionSender
 
 from bot.fsm.states import STEP_OF
 
@@ -31,8 +33,16 @@ if TYPE_CHECKING:
     from services.store import Store
     from services.voucher.client import VoucherClient
 
+log = logging.getLogger("kezek.view")
+
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 Prompt = Callable[["StepView"], Awaitable[None]]
+
+# "typing…" only for a call that is still running after this many seconds: most calls answer
+# sooner, and each chat action is one more Bot API request counted against Telegram's limits.
+TYPING_DELAY = 0.5
+# Telegram shows a chat action for 5 s (or until the bot's next message): repeat it that often.
+TYPING_INTERVAL = 5.0
 
 
 @dataclass(slots=True)
@@ -50,6 +60,62 @@ class Services:
     submitter: Any = None  # services.submitter.Submitter, set by bot.app.open_app
     # {"waiting": n, "failed": n} of the submissions, for the staff digest (bot/handlers/staff.py)
     outbox_counts: Callable[[], Awaitable[Mapping[str, int]]] | None = None
+    typing_delay: float = TYPING_DELAY  # seconds before "typing…" shows (StepView.typing)
+
+
+class Typing:
+    """Shows "typing…" in a chat while a slow call runs; a fast call costs one timer, no task.
+
+    `async with Typing(bot, chat_id, delay):` — after `delay` seconds a task starts sending the
+    chat action every TYPING_INTERVAL seconds; leaving the block cancels the timer, or stops the
+    task (and waits for it, so no action arrives after the answer it announced).
+    """
+
+    __slots__ = ("_bot", "_chat_id", "_delay", "_task", "_timer")
+
+    def __init__(self, bot: Bot, chat_id: int, delay: float = TYPING_DELAY) -> None:
+        """Prepare the indicator for `chat_id`; nothing happens before `async with`."""
+        self._bot = bot
+        self._chat_id = chat_id
+        self._delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Typing:
+        self._timer = asyncio.get_running_loop().call_later(self._delay, self._start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our own task is being cancelled, not just the indicator
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._keep_typing())
+
+    async def _keep_typing(self) -> None:
+        try:
+            while True:
+                await self._bot.send_chat_action(chat_id=self._chat_id, action=ChatAction.TYPING)
+                await asyncio.sleep(TYPING_INTERVAL)
+        except Exception as exc:  # a blocked chat, a flood limit: "typing…" is only a courtesy
+            log.info("typing indicator stopped: %s", type(exc).__name__)
 
 
 def esc(value: object) -> str:
@@ -94,6 +160,10 @@ class StepView:
         step = STEP_OF.get(state or "", 0)
         if not step:
             return ""
+        # The same few headers again and again: formatted once per locale and step.
+        return self.tr.memo(("step-header", step), lambda: self._format_header(step))
+
+    def _format_header(self, step: int) -> str:
         title = self.tr(f"step-title-{step}")
         return "<b>" + self.tr("step-header", n=step, title=title) + "</b>\n\n"
 
@@ -126,15 +196,19 @@ class StepView:
                 return
             await self.send(text, markup)
 
-    def typing(self) -> AbstractAsyncContextManager[Any]:
-        """Show "typing…" while we wait on the voucher service."""
-        return ChatActionSender.typing(bot=self.bot, chat_id=self.chat_id, initial_sleep=0.0)
+    def typing(self) -> Typing:
+        """Show "typing…" if we wait on the voucher service longer than a moment."""
+        return Typing(self.bot, self.chat_id, self.services.typing_delay)
 
-    async def goto(self, target: State | str) -> None:
-        """Move to `target` and ask its question."""
+    async def goto(self, target: State | str, **fields: Any) -> None:
+        """Record `fields` (as `save` does) and move to `target`, then ask its question.
+
+        The answers and the new step go into the draft in one write, before the FSM moves:
+        `save(...)` then `goto(...)` would write the draft twice.
+        """
         name = target.state if isinstance(target, State) else target
+        await self.services.store.update_draft(self.user_id, step=name, **fields)
         await self.state.set_state(name)
-        await self.services.store.update_draft(self.user_id, step=name)
         await self.ask()
 
     async def ask(self) -> None:

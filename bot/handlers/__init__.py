@@ -20,12 +20,19 @@ from bot.handlers import (
     start,
     status,
 )
+from bot.handlers.routing import SkippingRouter
 from bot.view import Prompt
 
 _STEPS = (start, phone, identity, choice, notifications, review)
 
 
 def create_routers() -> list[Router]:
+    """The step routers in one SkippingRouter: each is offered only the events it may take."""
+    return [SkippingRouter(*create_plain_routers())]
+
+
+def create_plain_routers() -> list[Router]:
+    """Every router, in the order aiogram must try them."""
     return [
         common.create_commands_router(),
         forget.create_router(),

@@ -139,8 +139,7 @@ async def on_queue_type(query: CallbackQuery, callback_data: QueuePick, view: St
     documents = dict(draft.get("documents") or {})
     if code == "general" and documents.pop("disability", None) is not None:
         changes["documents"] = documents or None
-    await view.save(**changes)
-    await view.goto(S.state_order)
+    await view.goto(S.state_order, **changes)
 
 
 # --- state order type --------------------------------------------------------------------
@@ -171,14 +170,13 @@ async def on_state_order(query: CallbackQuery, callback_data: OrderPick, view: S
     changes: dict[str, Any] = {"state_order_type": callback_data.code}
     if callback_data.code != draft.get("state_order_type"):
         changes["preview"] = None
-    await view.save(**changes)
     queue_type = draft.get("queue_type")
     if queue_type not in QUEUE_TYPES:
-        await view.goto(S.queue_type)
+        await view.goto(S.queue_type, **changes)
     elif queue_type == "special":
-        await view.goto(S.disability_doc)
+        await view.goto(S.disability_doc, **changes)
     else:
-        await view.goto(S.benefit)
+        await view.goto(S.benefit, **changes)
 
 
 # --- documents ---------------------------------------------------------------------------
@@ -349,8 +347,7 @@ async def ask_benefit(view: StepView) -> None:
 async def on_benefit(query: CallbackQuery, callback_data: BenefitAnswer, view: StepView) -> None:
     """Yes asks for the benefit document; No drops one sent before and goes on."""
     if callback_data.has:
-        await view.save(has_benefit=True)
-        await view.goto(S.benefit_doc)
+        await view.goto(S.benefit_doc, has_benefit=True)
         return
     documents = dict((await view.draft()).get("documents") or {})
     dropped = documents.pop("benefit", None) is not None
@@ -418,8 +415,7 @@ async def on_provider(query: CallbackQuery, callback_data: ProviderPick, view: S
     changes: dict[str, Any] = {"provider": provider.model_dump(mode="json")}
     if (draft.get("provider") or {}).get("id") != provider.id:
         changes.update(group=None, preview=None)
-    await view.save(**changes)
-    await view.goto(S.group)
+    await view.goto(S.group, **changes)
 
 
 async def _show_providers(view: StepView, q: str | None, page: int, message: Any = None) -> None:
@@ -518,8 +514,7 @@ async def on_group(query: CallbackQuery, callback_data: GroupPick, view: StepVie
         await _outdated(view)
         return
     group = Group.model_validate(chosen)
-    await view.save(group=group.model_dump(mode="json"), preview=None)
-    await view.goto(S.preview)
+    await view.goto(S.preview, group=group.model_dump(mode="json"), preview=None)
 
 
 def _group_line(view: StepView, group: Group) -> str:

@@ -182,5 +182,7 @@ async def _reask_or_start(view: StepView) -> None:
 class _IsCommand(Filter):
     """A message that starts with '/' and no handler before took it."""
 
+    command_prefix = "/"  # takes only commands: bot/handlers/routing.py skips it for others
+
     async def __call__(self, message: Message) -> bool:
         return bool(message.text) and message.text.startswith("/")

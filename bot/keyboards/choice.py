@@ -13,7 +13,14 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator
-from bot.keyboards.common import back_button, inline, with_back
+from bot.keyboards.common import (
+    back_button,
+    back_keyboard,
+    inline,
+    shared,
+    shared_button,
+    with_back,
+)
 from services.voucher.models import Group, Provider, QueueType, StateOrderType
 
 log = logging.getLogger("kezek.bot")
@@ -101,6 +108,11 @@ def state_order_keyboard(
 
 
 def benefit_keyboard(tr: Translator, current: bool | None) -> InlineKeyboardMarkup:
+    chosen = current if isinstance(current, bool) else None
+    return shared(tr, ("benefit", chosen), lambda: _benefit_keyboard(tr, chosen))
+
+
+def _benefit_keyboard(tr: Translator, current: bool | None) -> InlineKeyboardMarkup:
     yes = InlineKeyboardButton(
         text=_mark(current is True) + tr("btn-benefit-yes"),
         callback_data=BenefitAnswer(has=True).pack(),
@@ -113,8 +125,14 @@ def benefit_keyboard(tr: Translator, current: bool | None) -> InlineKeyboardMark
 
 
 def document_keyboard(tr: Translator, kind: str, has_document: bool) -> InlineKeyboardMarkup:
+    if not has_document:
+        return back_keyboard(tr)
+    return shared(tr, ("document-keep", kind), lambda: _document_keyboard(tr, kind))
+
+
+def _document_keyboard(tr: Translator, kind: str) -> InlineKeyboardMarkup:
     keep = InlineKeyboardButton(text=tr("btn-doc-keep"), callback_data=DocKeep(kind=kind).pack())
-    return with_back(tr, [keep] if has_document else [])
+    return with_back(tr, [keep])
 
 
 def provider_keyboard(
@@ -143,7 +161,7 @@ def provider_keyboard(
 
 
 def nothing_found_keyboard(tr: Translator) -> InlineKeyboardMarkup:
-    return with_back(tr, [_show_all(tr)])
+    return shared(tr, "nothing-found", lambda: with_back(tr, [_show_all(tr)]))
 
 
 def group_keyboard(tr: Translator, groups: Sequence[Group]) -> InlineKeyboardMarkup:
@@ -157,10 +175,14 @@ def group_keyboard(tr: Translator, groups: Sequence[Group]) -> InlineKeyboardMar
 
 
 def no_group_keyboard(tr: Translator) -> InlineKeyboardMarkup:
-    return with_back(tr, [_other_provider(tr)])
+    return shared(tr, "no-group", lambda: with_back(tr, [_other_provider(tr)]))
 
 
 def preview_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    return shared(tr, "preview", lambda: _preview_keyboard(tr))
+
+
+def _preview_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     go = InlineKeyboardButton(
         text=tr("btn-preview-continue"), callback_data=ChoiceAction(action="continue").pack()
     )
@@ -168,15 +190,23 @@ def preview_keyboard(tr: Translator) -> InlineKeyboardMarkup:
 
 
 def _show_all(tr: Translator) -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=tr("btn-provider-all"), callback_data=ProviderNav(action="all", page=1).pack()
+    return shared_button(
+        tr,
+        "provider-all",
+        lambda: InlineKeyboardButton(
+            text=tr("btn-provider-all"), callback_data=ProviderNav(action="all", page=1).pack()
+        ),
     )
 
 
 def _other_provider(tr: Translator) -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=tr("btn-provider-other"),
-        callback_data=ChoiceAction(action="other_provider").pack(),
+    return shared_button(
+        tr,
+        "provider-other",
+        lambda: InlineKeyboardButton(
+            text=tr("btn-provider-other"),
+            callback_data=ChoiceAction(action="other_provider").pack(),
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator
-from bot.keyboards.common import inline, with_back
+from bot.keyboards.common import back_keyboard, inline, shared, with_back
 
 
 class ConsentAction(CallbackData, prefix="consent"):
@@ -65,12 +65,16 @@ def again_keyboard(tr: Translator, consent_id: str) -> InlineKeyboardMarkup:
 
 
 def iin_keyboard(tr: Translator) -> InlineKeyboardMarkup:
-    return with_back(tr)
+    return back_keyboard(tr)
 
 
 def person_keyboard(tr: Translator, who: str) -> InlineKeyboardMarkup:
     """Under a data card: *Correct*, or re-enter the IIN (*Not me* for the parent)."""
     reenter = "btn-parent-not-me" if who == "parent" else "btn-child-reenter"
+    return shared(tr, ("person", reenter), lambda: _person_keyboard(tr, reenter))
+
+
+def _person_keyboard(tr: Translator, reenter: str) -> InlineKeyboardMarkup:
     return inline(
         [
             InlineKeyboardButton(

@@ -6,7 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator
-from bot.keyboards.common import with_back
+from bot.keyboards.common import shared, with_back
 from services.application import CHANNELS, LANGUAGES
 
 
@@ -23,7 +23,12 @@ def _mark(code: str, current: str | None) -> str:
 
 
 def channel_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
-    """One button per channel, the current choice (if any) ticked."""
+    """One button per channel, the current choice (if any) ticked (shared)."""
+    chosen = current if current in CHANNELS else None
+    return shared(tr, ("notify-channel", chosen), lambda: _channel_keyboard(tr, chosen))
+
+
+def _channel_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
     rows = [
         [
             InlineKeyboardButton(
@@ -37,7 +42,12 @@ def channel_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarku
 
 
 def notify_language_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
-    """Kazakh and Russian side by side, the pre-selected one ticked."""
+    """Kazakh and Russian side by side, the pre-selected one ticked (shared)."""
+    chosen = current if current in LANGUAGES else None
+    return shared(tr, ("notify-language", chosen), lambda: _language_keyboard(tr, chosen))
+
+
+def _language_keyboard(tr: Translator, current: str | None) -> InlineKeyboardMarkup:
     row = [
         InlineKeyboardButton(
             text=_mark(code, current) + tr(f"btn-notify-lang-{code}"),

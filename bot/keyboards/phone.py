@@ -11,7 +11,7 @@ from aiogram.types import (
 )
 
 from bot.i18n import Translator
-from bot.keyboards.common import back_button, inline
+from bot.keyboards.common import back_button, inline, shared
 
 
 class OtpAction(CallbackData, prefix="otp"):
@@ -19,15 +19,23 @@ class OtpAction(CallbackData, prefix="otp"):
 
 
 def contact_keyboard(tr: Translator) -> ReplyKeyboardMarkup:
-    return ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text=tr("btn-share-contact"), request_contact=True)]],
-        resize_keyboard=True,
-        one_time_keyboard=True,
-        input_field_placeholder="+7 7__ ___ __ __",
+    return shared(
+        tr,
+        "contact",
+        lambda: ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=tr("btn-share-contact"), request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+            input_field_placeholder="+7 7__ ___ __ __",
+        ),
     )
 
 
 def otp_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    return shared(tr, "otp", lambda: _otp_keyboard(tr))
+
+
+def _otp_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     return inline(
         [
             InlineKeyboardButton(

@@ -6,7 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator
-from bot.keyboards.common import back_button, inline
+from bot.keyboards.common import back_button, inline, shared
 
 RULES = (1, 2, 3)
 
@@ -20,15 +20,21 @@ class JoinQueue(CallbackData, prefix="join"):
 
 
 def rules_keyboard(tr: Translator, ticked: set[int]) -> InlineKeyboardMarkup:
+    """A checkbox per rule and *Join the queue*, locked until every rule is ticked (shared)."""
+    marks = tuple(item in ticked for item in RULES)
+    return shared(tr, ("rules", marks), lambda: _rules_keyboard(tr, marks))
+
+
+def _rules_keyboard(tr: Translator, marks: tuple[bool, ...]) -> InlineKeyboardMarkup:
     rows = [
         [
             InlineKeyboardButton(
-                text=("✅ " if item in ticked else "⬜ ") + tr(f"rules-item-{item}-short"),
+                text=("✅ " if ticked else "⬜ ") + tr(f"rules-item-{item}-short"),
                 callback_data=RuleToggle(item=item).pack(),
             )
         ]
-        for item in RULES
+        for item, ticked in zip(RULES, marks, strict=True)
     ]
-    join = ("▶️ " if ticked >= set(RULES) else "🔒 ") + tr("btn-join-queue")
+    join = ("▶️ " if all(marks) else "🔒 ") + tr("btn-join-queue")
     rows.append([InlineKeyboardButton(text=join, callback_data=JoinQueue().pack())])
     return inline(*rows, [back_button(tr)])
