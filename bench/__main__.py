@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-runs", type=int, default=3, help="floor runs (median reported)")
     parser.add_argument("--out", default="docs/performance.md", help="Markdown file, or - for none")
     parser.add_argument("--label", default=None, help="also add a row to the history table")
+    parser.add_argument(
+        "--block", default="results", help="which figures block of --out to rewrite"
+    )
     parser.add_argument("--profile", default=None, help="profile the rush with pyinstrument here")
     parser.add_argument("--verbose", action="store_true", help="print warnings as they happen")
     parser.add_argument(
@@ -190,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     print(rep.render_text(report))
     if args.out != "-":
         out = Path(args.out)
-        rep.write_markdown(out if out.is_absolute() else ROOT / out, report, label=args.label)
+        rep.write_markdown(
+            out if out.is_absolute() else ROOT / out, report, label=args.label, block=args.block
+        )
         _say(f"figures written to {out}")
     return 0 if report.ok else 1
 

@@ -227,6 +227,7 @@ def push_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         lambda p: f"{p.enqueue_seconds:.1f} / {_n(p.enqueue_cpu / max(p.pushes, 1) * 1e6)}",
     )
     row("drain: wall s for the whole run", lambda p: _n(p.drain_seconds, 1))
+    row("SQLite commits per message while draining", lambda p: f"{p.commits_per_message:.2f}")
     row("database after (MB)", lambda p: _mb(p.db_bytes))
     return head, rows
 
@@ -367,14 +368,20 @@ How to run: `python3 tasks.py bench` (the same as `python -m bench`); `--help` l
 """
 
 
-def write_markdown(path: Path, report: Report, *, label: str | None = None) -> None:
-    """Put this run's figures between the markers of `path` (created if missing)."""
+def write_markdown(
+    path: Path, report: Report, *, label: str | None = None, block: str = "results"
+) -> None:
+    """Put this run's figures between the markers of `block` in `path` (created if missing).
+
+    Other blocks (`--block results-10000`: the large run beside the default one) stay as they
+    are, so each size keeps its latest figures."""
     text = path.read_text(encoding="utf-8") if path.exists() else SKELETON
-    if BEGIN not in text or END not in text:
-        text = text.rstrip() + "\n\n## Latest figures\n\n" + BEGIN + "\n" + END + "\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    text = head + BEGIN + "\n" + render_markdown(report) + "\n" + END + tail
+    begin, end = (BEGIN, END) if block == "results" else _markers(block)
+    if begin not in text or end not in text:
+        text = text.rstrip() + f"\n\n## Latest figures ({block})\n\n" + begin + "\n" + end + "\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    text = head + begin + "\n" + render_markdown(report) + "\n" + end + tail
     if label:
         if HISTORY_BEGIN not in text or HISTORY_END not in text:
             text = text.rstrip() + (
@@ -388,6 +395,12 @@ def write_markdown(path: Path, report: Report, *, label: str | None = None) -> N
         text = before + history_row(report, label) + "\n" + HISTORY_END + after
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def _markers(block: str) -> tuple[str, str]:
+    if not block.replace("-", "").isalnum():
+        raise ValueError(f"a block name is letters, digits and dashes: {block!r}")
+    return f"<!-- bench:{block}:begin -->", f"<!-- bench:{block}:end -->"
 
 
 def _total_memory() -> str:
