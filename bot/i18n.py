@@ -6,6 +6,11 @@ broken message silently and the parent would see a fallback or nothing.
 
 Conventions for callers: pass counts as `int` (plural selectors need numbers), and IINs, phone
 numbers and dates as ready-made strings (Fluent would group the digits of an int: "1 234").
+
+Speed (every update formats several messages): a message without arguments is formatted once
+per locale and kept; a message made only of text and `{ $variables }` given strings is joined
+without Fluent (the same text); everything else (numbers, selectors, functions) goes through
+Fluent each time. Nothing formatted with arguments is kept: arguments carry personal data.
 """
 
 from __future__ import annotations
@@ -64,6 +69,44 @@ class _VariableCollector(Visitor):
     def visit_TermReference(self, node: ftl.TermReference) -> None:
         # Variables inside a term are its own parameters; only the call's arguments are ours.
         self.visit(node.arguments)
+
+
+# A message made only of text and `{ $variable }`s, as (text, variable name) pairs: with string
+# arguments Fluent's result is their plain concatenation, which is what `_fill` builds.
+Parts = tuple[tuple[str, str | None], ...]
+
+
+def _simple_parts(pattern: ftl.Pattern | None) -> Parts | None:
+    """The pattern's parts when it has only text and variables (no selectors, functions,
+    references or literals), else None: Fluent itself formats those."""
+    if pattern is None:
+        return None
+    parts: list[tuple[str, str | None]] = []
+    for element in pattern.elements:
+        if isinstance(element, ftl.TextElement):
+            parts.append((element.value, None))
+        elif isinstance(element, ftl.Placeable) and isinstance(
+            element.expression, ftl.VariableReference
+        ):
+            parts.append(("", element.expression.id.name))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _fill(parts: Parts, args: dict[str, Any]) -> str | None:
+    """The text of simple parts with string arguments; None when an argument is missing or not
+    a string (Fluent formats numbers and dates per locale, and reports what is missing)."""
+    out: list[str] = []
+    for text, name in parts:
+        if name is None:
+            out.append(text)
+            continue
+        value = args.get(name)
+        if type(value) is not str:
+            return None
+        out.append(value)
+    return "".join(out)
 
 
 def _parse_locale_dir(directory: Path) -> dict[str, ftl.Message | ftl.Term]:
@@ -140,6 +183,8 @@ class I18n:
         # locale -> id -> text of the messages formatted without arguments. The texts never
         # change while the bot runs, and most messages have no arguments.
         self._plain: dict[str, dict[str, str]] = {}
+        # locale -> id -> parts of the messages that are only text and variables.
+        self._simple: dict[str, dict[str, Parts]] = {}
         for locale, locale_entries in entries.items():
             bundle = FluentBundle([locale], use_isolating=False)  # no U+2068/2069 in Telegram
             bundle.add_resource(ftl.Resource(body=list(locale_entries.values())))
@@ -156,6 +201,7 @@ class I18n:
             self._messages[locale] = messages
             self._patterns[locale] = patterns
             self._plain[locale] = {}
+            self._simple[locale] = _simple_messages(messages)
         self._translators = {locale: Translator(self, locale) for locale in self._bundles}
 
     @classmethod
@@ -202,6 +248,10 @@ class I18n:
             plain = self._plain.get(locale)
             if plain is not None and msg_id in plain:
                 return plain[msg_id]
+        else:
+            parts = self._simple.get(locale, {}).get(msg_id)
+            if parts is not None and (text := _fill(parts, args)) is not None:
+                return text
         for candidate in self._fallback_chain(locale):
             pattern = self._patterns[candidate].get(msg_id)
             if pattern is None:
@@ -241,6 +291,18 @@ class I18n:
         if locale in self._bundles:
             yield locale
         yield from (loc for loc in self.locales if loc != locale)
+
+
+def _simple_messages(messages: dict[str, ftl.Message]) -> dict[str, Parts]:
+    """Parts of every message and attribute (`id.attr`) that is only text and variables."""
+    simple: dict[str, Parts] = {}
+    for msg_id, message in messages.items():
+        if (parts := _simple_parts(message.value)) is not None:
+            simple[msg_id] = parts
+        for attribute in message.attributes:
+            if (parts := _simple_parts(attribute.value)) is not None:
+                simple[f"{msg_id}.{attribute.id.name}"] = parts
+    return simple
 
 
 class LocaleMiddleware(BaseMiddleware):

@@ -84,27 +84,41 @@ def _button(text: str, data: CallbackData) -> InlineKeyboardButton | None:
 def queue_type_keyboard(
     tr: Translator, types: Sequence[QueueType], current: str | None
 ) -> InlineKeyboardMarkup:
-    rows = [
-        [b]
-        for q in types
-        if (b := _button(_mark(q.code == current) + q.title.get(tr.locale), QueuePick(code=q.code)))
-    ]
-    return with_back(tr, *rows)
+    """A button per queue type, the current one ticked (shared while the catalogue is the same)."""
+    labels = tuple((q.code, q.title.get(tr.locale)) for q in types)
+    return _catalogue_keyboard(tr, "queue-types", labels, current, QueuePick, shorten_labels=False)
 
 
 def state_order_keyboard(
     tr: Translator, types: Sequence[StateOrderType], current: str | None
 ) -> InlineKeyboardMarkup:
-    rows = [
-        [b]
-        for t in types
-        if (
-            b := _button(
-                _mark(t.code == current) + shorten(t.title.get(tr.locale)), OrderPick(code=t.code)
-            )
-        )
-    ]
-    return with_back(tr, *rows)
+    """A button per state order type, the current one ticked (shared like the queue types)."""
+    labels = tuple((t.code, t.title.get(tr.locale)) for t in types)
+    return _catalogue_keyboard(tr, "order-types", labels, current, OrderPick, shorten_labels=True)
+
+
+def _catalogue_keyboard(
+    tr: Translator,
+    name: str,
+    labels: tuple[tuple[str, str], ...],
+    current: str | None,
+    data: type[QueuePick] | type[OrderPick],
+    *,
+    shorten_labels: bool,
+) -> InlineKeyboardMarkup:
+    # The catalogue is the same for every parent and rarely changes: keyed by its codes and
+    # titles, so a changed catalogue simply makes a new keyboard.
+    chosen = current if any(code == current for code, _ in labels) else None
+
+    def build() -> InlineKeyboardMarkup:
+        rows = []
+        for code, title in labels:
+            label = _mark(code == chosen) + (shorten(title) if shorten_labels else title)
+            if b := _button(label, data(code=code)):
+                rows.append([b])
+        return with_back(tr, *rows)
+
+    return shared(tr, (name, labels, chosen), build)
 
 
 def benefit_keyboard(tr: Translator, current: bool | None) -> InlineKeyboardMarkup:

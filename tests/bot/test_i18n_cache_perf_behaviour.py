@@ -10,9 +10,10 @@ import pytest
 
 from bot import i18n as i18n_module
 from bot.fsm.states import STEP_OF
-from bot.i18n import I18n
+from bot.i18n import I18n, TranslationError
 from bot.view import StepView
 from tests.bot.test_i18n import PROJECT_LOCALES, write_locales
+from tests.test_locales import COUNT_WORDS
 
 
 def _every_plain_id(i18n: I18n, locale: str) -> list[str]:
@@ -50,15 +51,54 @@ def test_kept_texts_are_the_texts_fluent_formats(
     assert {msg_id: translator(msg_id) for msg_id in ids} == expected
 
 
-def test_messages_with_arguments_are_formatted_every_time(
+@pytest.mark.parametrize("locale", ["kk", "ru"])
+def test_text_and_string_arguments_come_out_as_fluent_formats_them(locale: str) -> None:
+    i18n = I18n.load(PROJECT_LOCALES)
+    bundle = i18n._bundles[locale]
+    checked = 0
+    for msg_id in sorted(i18n.message_ids(locale)):
+        names = i18n.placeholders(locale, msg_id)
+        if not names:
+            continue
+        # Counts are numbers (as tests/test_locales.py asks); the rest strings with what HTML
+        # and Fluent might treat specially, distinct per variable.
+        args: dict[str, Any] = {
+            name: 5 if name in COUNT_WORDS else f"<{name}> {{x}} 1 234 «{i}»"
+            for i, name in enumerate(sorted(names))
+        }
+        message = bundle.get_message(msg_id)
+        expected, errors = bundle.format_pattern(message.value, args)
+        assert not errors
+        assert i18n.t(locale, msg_id, **args) == expected, msg_id
+        checked += 1
+    assert checked > 50
+
+
+def test_numbers_and_missing_arguments_still_go_through_fluent(tmp_path: Path) -> None:
+    i18n = I18n.load(
+        write_locales(tmp_path, {"ru/a.ftl": "n = Всего: { $n }\nhi = Привет, { $name }!\n"}),
+        default="ru",
+    )
+    assert i18n.t("ru", "n", n=1234) == "Всего: 1\xa0234"  # Fluent groups the digits
+    assert i18n.t("ru", "n", n="1234") == "Всего: 1234"  # a ready-made string is kept
+    assert i18n.t("ru", "hi", name="Ольга") == "Привет, Ольга!"
+    with pytest.raises(TranslationError):
+        i18n.t("ru", "hi", other="Ольга")
+
+
+def test_numbers_are_formatted_by_fluent_every_time_and_strings_joined_without_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     i18n = I18n.load(PROJECT_LOCALES)
     assert i18n.t("ru", "common-days", n=2) == "2 дня"
     assert i18n.t("ru", "common-days", n=5) == "5 дней"
+    expected = i18n.t("kk", "review-app-from", name="Айгүл")
     _break_formatting(i18n, monkeypatch)
     with pytest.raises(AssertionError, match="formatted again"):
-        i18n.t("ru", "common-days", n=2)
+        i18n.t("ru", "common-days", n=2)  # not kept: the next count may differ
+    # Text and a string argument only: joined without Fluent, and never kept (personal data).
+    assert i18n.t("kk", "review-app-from", name="Айгүл") == expected
+    assert i18n.t("kk", "review-app-from", name="Ерлан") == expected.replace("Айгүл", "Ерлан")
 
 
 def test_each_locale_keeps_its_own_text(tmp_path: Path) -> None:
@@ -134,9 +174,7 @@ def test_step_headers_are_the_formatted_ones(locale: str) -> None:
         if not step:
             assert view.header(state) == ""
             continue
-        expected = (
-            "<b>" + tr("step-header", n=step, title=tr(f"step-title-{step}")) + "</b>\n\n"
-        )
+        expected = "<b>" + tr("step-header", n=step, title=tr(f"step-title-{step}")) + "</b>\n\n"
         assert view.header(state) == expected
         assert view.header(state) is view.header(state)  # kept, not formatted again
     assert view.header(None) == ""

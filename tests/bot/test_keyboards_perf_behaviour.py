@@ -15,6 +15,7 @@ from bot.i18n import I18n, Translator
 from bot.keyboards import choice, common, identity, notifications, phone, review, start
 from bot.local_session import LocalBotSession
 from services.application import CHANNELS, CONSENTS, LANGUAGES
+from services.voucher.models import Localized, QueueType, StateOrderType
 from tests.bot.test_i18n import PROJECT_LOCALES
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
@@ -196,3 +197,43 @@ async def test_sending_shared_keyboards_keeps_them_as_built(i18n: I18n, bot: Bot
                 assert again.reply_markup.model_dump() == fresh.model_dump()
                 assert sent.reply_markup.model_dump() == fresh.model_dump()
             assert shared.model_dump() == fresh.model_dump()
+
+
+def _order_type(code: str, kk: str) -> StateOrderType:
+    return StateOrderType(code=code, title=Localized(kk=kk, ru=kk + " (ru)"))
+
+
+def test_catalogue_keyboards_are_shared_while_the_catalogue_is_the_same(i18n: I18n) -> None:
+    tr = i18n.translator("kk")
+    long_title = "Өте ұзын атау " * 6
+    types = [_order_type("orphan", "Жетім"), _order_type("large", long_title)]
+    markup = choice.state_order_keyboard(tr, types, "large")
+    assert [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard] == [
+        [("Жетім", "ch-o:orphan")],
+        [("✅ " + choice.shorten(long_title), "ch-o:large")],
+        [(tr("btn-back"), "nav:back")],
+    ]
+    same = [_order_type("orphan", "Жетім"), _order_type("large", long_title)]
+    assert choice.state_order_keyboard(tr, same, "large") is markup  # equal catalogue: shared
+    # A stale current code ticks nothing, like a code the catalogue no longer has.
+    assert choice.state_order_keyboard(tr, types, "gone") is choice.state_order_keyboard(
+        tr, types, None
+    )
+    renamed = [_order_type("orphan", "Жетім балалар"), _order_type("large", long_title)]
+    fresh = choice.state_order_keyboard(tr, renamed, "large")
+    assert fresh.inline_keyboard[0][0].text == "Жетім балалар"  # a changed catalogue: rebuilt
+    queue_types = [
+        QueueType(code=code, title=Localized(kk=code, ru=code), description=Localized(kk="", ru=""))
+        for code in ("general", "special")
+    ]
+    queues = choice.queue_type_keyboard(tr, queue_types, "special")
+    assert [b.text for row in queues.inline_keyboard for b in row] == [
+        "general",
+        "✅ special",
+        tr("btn-back"),
+    ]
+    # Codes too long for callback data never make a button (as before sharing).
+    too_long = [_order_type("x" * 80, "Ұзын код")]
+    assert choice.state_order_keyboard(tr, too_long, None).inline_keyboard == [
+        [common.back_button(tr)]
+    ]

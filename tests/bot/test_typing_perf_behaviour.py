@@ -120,4 +120,3 @@ async def test_cancelling_the_call_while_typing_still_cancels_it(bot: Bot) -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert typing_tasks() == set()
-
