@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # The client's own pool (services/voucher/client.py): at most this many requests in flight;
     # a call that finds them all busy waits its turn this long, then "service unavailable".
     voucher_max_connections: int = Field(default=100, ge=1, le=10_000)
-    voucher_pool_timeout: float = Field(default=30.0, gt=0, le=600)
+    voucher_pool_timeout: float = Field(default=120.0, gt=0, le=600)
     # How long the catalogue is reused for every parent: queue and state-order types, and
     # provider pages and groups (their free seats change more often). 0 = ask every time.
     voucher_catalog_ttl: float = Field(default=600.0, ge=0, le=86_400)

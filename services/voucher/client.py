@@ -106,7 +106,7 @@ class VoucherClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
-        pool_timeout: float | None = 30.0,
+        pool_timeout: float | None = 120.0,
         max_connections: int = 100,
         max_attempts: int = 4,
         backoff_base: float = 0.5,
