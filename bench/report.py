@@ -119,6 +119,11 @@ def _short_ms(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _with_unit(short: str) -> str:
+    """`_short_ms` text with its unit: seconds say so already, milliseconds get "ms"."""
+    return short if short.endswith(" s") else f"{short} ms"
+
+
 def _mb(value: float) -> str:
     return f"{value / MB:,.1f}"
 
@@ -338,7 +343,7 @@ def history_row(report: Report, label: str) -> str:
         cells.append(
             f"{_scenario(r)}: {r.completed}/{r.parents} done, "
             f"{_n(r.updates_per_second)} upd/s{ratio}, "
-            f"p99 {_short_ms(r.latency_ms_summary.get('p99', 0))} ms, "
+            f"p99 {_with_unit(_short_ms(r.latency_ms_summary.get('p99', 0)))}, "
             f"{_n(r.cpu_us_per_update())} µs CPU/upd, kept {_mb(r.rss_growth_per_1000)} MB/1k"
         )
     for p in report.pushes:
