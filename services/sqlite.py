@@ -18,6 +18,17 @@ from typing import Literal
 import aiosqlite
 
 
+def pragmas(synchronous: Literal["FULL", "NORMAL"] = "FULL") -> tuple[str, ...]:
+    """The settings every connection to the bot's file gets (see the module's docstring)."""
+    return (
+        "journal_mode = WAL",
+        f"synchronous = {synchronous}",
+        "busy_timeout = 5000",
+        "secure_delete = ON",
+        "foreign_keys = ON",
+    )
+
+
 async def open_database(
     path: Path,
     *,
@@ -34,13 +45,7 @@ async def open_database(
     options = {"isolation_level": None} if autocommit else {}
     db = await aiosqlite.connect(path, **options)
     async with close_on_error(db):
-        for pragma in (
-            "journal_mode = WAL",
-            f"synchronous = {synchronous}",
-            "busy_timeout = 5000",
-            "secure_delete = ON",
-            "foreign_keys = ON",
-        ):
+        for pragma in pragmas(synchronous):
             await db.execute_fetchall(f"PRAGMA {pragma}")
         await db.executescript(schema)
         if not autocommit:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from services.sqlite import pragmas
+
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
 
@@ -174,18 +176,12 @@ def _settle(batch: list[tuple[Job[Any], asyncio.Future[Any]]], outcomes: list[An
             future.set_result(outcome)
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: Literal["FULL", "NORMAL"]) -> sqlite3.Connection:
     # The same settings as services/sqlite.py's aiosqlite connections; autocommit mode so that
     # `_apply` alone decides where a transaction begins and ends.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        for pragma in (
-            "journal_mode = WAL",
-            f"synchronous = {synchronous}",
-            "busy_timeout = 5000",
-            "secure_delete = ON",
-            "foreign_keys = ON",
-        ):
+        for pragma in pragmas(synchronous):
             conn.execute(f"PRAGMA {pragma}").fetchall()
     except BaseException:
         conn.close()

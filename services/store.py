@@ -18,13 +18,11 @@ Users, events and meta hold ids, codes and times only — no personal data.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ import aiosqlite
 
 from services.clock import Clock, SystemClock
 from services.crypto import DataCipher, row_context
+from services.keyed_locks import KeyedLocks
 from services.outbox import _INSERT as OUTBOX_INSERT
 from services.outbox import Outgoing, iso
 from services.outbox import _insert_params as outbox_insert_params
@@ -176,16 +175,6 @@ class _Lru(Generic[_K, _V]):
         return key in self._items
 
 
-class _UserLock:
-    """An asyncio lock with a user count, so the lock table only holds users in use."""
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
 def _statement(sql: str, params: tuple[object, ...]) -> Job[int]:
     """A writer job running one statement; its result is the row count."""
 
@@ -229,7 +218,7 @@ class Store:
         self._locales: _Lru[int, str | None] = _Lru(cache_size)
         # The draft's JSON text: each `get_draft` parses its own copy, nothing is shared.
         self._drafts: _Lru[int, str] = _Lru(cache_size)
-        self._locks: dict[int, _UserLock] = {}
+        self._locks: KeyedLocks[int] = KeyedLocks()
 
     @classmethod
     async def open(
@@ -285,21 +274,6 @@ class Store:
         """One statement run to its end in one hop: no cursor or snapshot left open."""
         return list(await self._db.execute_fetchall(sql, params))
 
-    @asynccontextmanager
-    async def _user_lock(self, user_id: int) -> AsyncIterator[None]:
-        """Serialise this user's cache loads and read-modify-writes (other users never wait)."""
-        entry = self._locks.get(user_id)
-        if entry is None:
-            entry = self._locks[user_id] = _UserLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[user_id]
-
     # --- users --------------------------------------------------------------------------
 
     async def get_locale(self, user_id: int) -> str | None:
@@ -308,7 +282,7 @@ class Store:
         if cached is not _MISSING:
             return cached
         # Loaded under the lock, so a load can never cache a value older than a concurrent write.
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             cached = self._locales.get(user_id, _MISSING)
             if cached is not _MISSING:
                 return cached
@@ -319,7 +293,7 @@ class Store:
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         now = self._now()
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             await self._writer.run(
                 _statement(
                     "INSERT INTO users (user_id, locale, created_at, updated_at)"
@@ -336,7 +310,7 @@ class Store:
         """The parent's draft (a copy: change it through `update_draft`)."""
         text = self._drafts.get(user_id, None)
         if text is None:
-            async with self._user_lock(user_id):
+            async with self._locks(user_id):
                 text = await self._draft_text(user_id)
         draft: dict[str, Any] = json.loads(text)
         return draft
@@ -345,7 +319,7 @@ class Store:
         self, user_id: int, step: str | None = None, **fields: Any
     ) -> dict[str, Any]:
         """Merge `fields` into the draft (a value of None removes the key) and save it."""
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             draft = _merged(await self._draft_text(user_id), fields)
             payload, params = self._draft_params(user_id, draft, step)
             await self._writer.run(_statement(_UPSERT_DRAFT, params))
@@ -355,13 +329,13 @@ class Store:
     async def replace_draft(
         self, user_id: int, draft: dict[str, Any], step: str | None = None
     ) -> None:
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             payload, params = self._draft_params(user_id, draft, step)
             await self._writer.run(_statement(_UPSERT_DRAFT, params))
             self._drafts.put(user_id, payload)
 
     async def delete_draft(self, user_id: int) -> None:
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             await self._writer.run(_statement("DELETE FROM drafts WHERE user_id = ?", (user_id,)))
             self._drafts.pop(user_id)
 
@@ -558,7 +532,7 @@ class Store:
             )
             return len(ids)
 
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             forgotten = await self._writer.run(forget)
             self._drafts.pop(user_id)
             self._locales.pop(user_id)
@@ -573,7 +547,7 @@ class Store:
 
     async def delete_draft_if_untouched(self, user_id: int, before: datetime) -> bool:
         """Delete the draft unless it changed since `before` (it may have, since the scan)."""
-        async with self._user_lock(user_id):
+        async with self._locks(user_id):
             deleted = await self._writer.run(
                 _statement(
                     "DELETE FROM drafts WHERE user_id = ? AND updated_at < ?",
@@ -815,7 +789,7 @@ class Store:
             iso(self._clock.now()),
             sub.id,
         )
-        async with self._user_lock(sub.user_id):
+        async with self._locks(sub.user_id):
             draft = _merged(await self._draft_text(sub.user_id), {"idempotency_key": new_key})
             payload, draft_params = self._draft_params(sub.user_id, draft, None)
 
@@ -876,7 +850,7 @@ class Store:
             if application
             else None
         )
-        async with self._user_lock(sub.user_id):
+        async with self._locks(sub.user_id):
             merged = _merged(await self._draft_text(sub.user_id), draft)
             payload, draft_params = self._draft_params(sub.user_id, merged, step)
 

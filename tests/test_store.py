@@ -216,7 +216,7 @@ async def test_concurrent_draft_updates_of_one_parent_lose_nothing(
     assert await store.get_draft(3) == expected
     [(data,)] = on_disk(path, "SELECT data FROM drafts WHERE user_id = 3")
     assert json.loads(data) == expected
-    assert store._locks == {}
+    assert len(store._locks) == 0
 
 
 # --- (c) bounded caches; drafts handed out as copies ------------------------------------------

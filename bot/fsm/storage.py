@@ -22,13 +22,11 @@ States are step names, not personal data, and stay plain for the staff figures.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from services.clock import Clock, SystemClock
 from services.crypto import DataCipher, row_context
+from services.keyed_locks import KeyedLocks
 from services.sqlite import close_on_error, open_database
 from services.sqlite_writer import Job, SQLiteWriter
 
@@ -93,16 +92,6 @@ class _Record:
 
 
 _ABSENT = _Record(None, _EMPTY_DATA)
-
-
-class _KeyLock:
-    """An asyncio lock with a user count, so the lock table only holds keys in use."""
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
 
 
 def _key_params(key: StorageKey) -> tuple[int, int, int, int, str, str]:
@@ -194,7 +183,7 @@ class SQLiteStorage(BaseStorage):
         self._clock: Clock = clock or SystemClock()
         # LRU: the database is always current, so evicting a record only costs a later read.
         self._cache: OrderedDict[StorageKey, _Record] = OrderedDict()
-        self._locks: dict[StorageKey, _KeyLock] = {}
+        self._locks: KeyedLocks[StorageKey] = KeyedLocks()
         # Bumped by every delete of many keys at once (forget_user, purge_untouched), which
         # takes no key lock: a load that saw one happen meanwhile must not cache its row.
         self._purges = 0
@@ -258,7 +247,7 @@ class SQLiteStorage(BaseStorage):
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         """Set the state (None clears it) and persist it before returning."""
         name = _state_name(state)
-        async with self._locked(key):
+        async with self._locks(key):
             current = await self._load(key)
             await self._write(key, _Record(name, current.data_json))
 
@@ -269,7 +258,7 @@ class SQLiteStorage(BaseStorage):
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         """Replace the data (plain JSON only) and persist it before returning."""
         data_json = _dump_data(data)
-        async with self._locked(key):
+        async with self._locks(key):
             current = await self._load(key)
             await self._write(key, _Record(current.state, data_json))
 
@@ -283,7 +272,7 @@ class SQLiteStorage(BaseStorage):
         if not isinstance(data, Mapping):
             raise DataNotDictLikeError(f"Data must be a dict or dict-like object, got {type(data)}")
         patch = dict(data)
-        async with self._locked(key):
+        async with self._locks(key):
             current = await self._load(key)
             merged: dict[str, Any] = json.loads(current.data_json)
             merged.update(patch)
@@ -294,7 +283,7 @@ class SQLiteStorage(BaseStorage):
 
     async def delete(self, key: StorageKey) -> None:
         """Remove everything stored for `key` (used by /forget)."""
-        async with self._locked(key):
+        async with self._locks(key):
             await self._write(key, _ABSENT)
 
     async def forget_user(self, user_id: int) -> int:
@@ -338,20 +327,6 @@ class SQLiteStorage(BaseStorage):
 
     # --- internals -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _locked(self, key: StorageKey) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = _KeyLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[key]
-
     async def _read(self, key: StorageKey) -> _Record:
         record = self._cache.get(key)
         if record is not None:
@@ -360,7 +335,7 @@ class SQLiteStorage(BaseStorage):
         # Load under the lock so a cold read can never cache a row older than a concurrent
         # write: reads and writes run on different connections and threads, nothing else
         # orders them.
-        async with self._locked(key):
+        async with self._locks(key):
             return await self._load(key)
 
     async def _load(self, key: StorageKey) -> _Record:

@@ -300,7 +300,7 @@ async def test_concurrent_update_data_on_one_key_loses_nothing(
 async def test_lock_table_is_emptied_after_use(storage: SQLiteStorage) -> None:
     keys = [dataclasses.replace(KEY, user_id=uid) for uid in range(10)]
     await asyncio.gather(*(storage.update_data(key, {"x": 1}) for key in keys))
-    assert storage._locks == {}
+    assert len(storage._locks) == 0
 
 
 async def test_no_transaction_or_lock_is_held_after_any_call(
