@@ -9,9 +9,8 @@ sender that keeps the limits never gets one.
 
 On top of that the issue asks for 1 % of calls to be answered 429 whatever the rate (Telegram's
 flood control is not only about these two limits). Those come with `retry_after` =
-`random_retry_after` (1 s, the smallest Telegram sends), and the time each one asks the bot to
-pause is recorded, so that the achieved rate can be reported with and without the mandated
-pauses.
+`random_retry_after` (1 s, the smallest Telegram sends). After any 429, a call into the same chat
+before its `retry_after` is over breaks a limit too: the request may only be repeated then.
 
 Accepted messages are recorded by (chat, text): the benchmark gives every message a distinct
 text per chat, so a text seen twice in a chat is a duplicate. The request is prepared as a real
@@ -78,6 +77,7 @@ class FakeTelegramApi(BaseSession):
         self._rng = random.Random(seed)
         self._window: collections.deque[int] = collections.deque()
         self._chat_last: dict[int, int] = {}
+        self._chat_hold: dict[int, int] = {}  # chat → µs its last 429's retry_after ends
         self._message_ids: dict[int, int] = {}
 
     # --- what the benchmark reads ---------------------------------------------------------
@@ -100,19 +100,6 @@ class FakeTelegramApi(BaseSession):
     @property
     def mandated_refusals(self) -> int:
         return sum(1 for r in self.refusals if r.mandated)
-
-    def mandated_pause_us(self, start_us: int, end_us: int) -> int:
-        """How much of [start, end] the mandated 429s asked the bot to pause (union of spans)."""
-        spans = sorted(
-            (r.at_us, r.at_us + r.retry_after * _SECOND) for r in self.refusals if r.mandated
-        )
-        total, cursor = 0, start_us
-        for begin, end in spans:
-            begin, end = max(begin, cursor), min(end, end_us)
-            if end > begin:
-                total += end - begin
-                cursor = end
-        return total
 
     # --- BaseSession ----------------------------------------------------------------------
 
@@ -160,9 +147,13 @@ class FakeTelegramApi(BaseSession):
         now = self._now_us()
         wait = self._limit_wait(chat_id, now)
         if wait > 0:
-            return self._refuse(bot, method, now, max(1, ceil(wait / _SECOND)), mandated=False)
+            retry_after = max(1, ceil(wait / _SECOND))
+            self._chat_hold[chat_id] = max(self._chat_hold.get(chat_id, 0), now + wait)
+            return self._refuse(bot, method, now, retry_after, mandated=False)
         if self._rng.random() < self.limits.random_429_share:
-            return self._refuse(bot, method, now, self.limits.random_retry_after, mandated=True)
+            retry_after = self.limits.random_retry_after
+            self._chat_hold[chat_id] = now + retry_after * _SECOND
+            return self._refuse(bot, method, now, retry_after, mandated=True)
         self._window.append(now)
         self._chat_last[chat_id] = now
         self.accepted[(chat_id, text)] += 1
@@ -190,7 +181,8 @@ class FakeTelegramApi(BaseSession):
         interval = int(self.limits.per_chat_interval * _SECOND)
         if last is not None and now - last < interval:
             wait = max(wait, last + interval - now)
-        return wait
+        hold = self._chat_hold.get(chat_id, 0)
+        return max(wait, hold - now)
 
     def _refuse(
         self, bot: Bot, method: TelegramMethod[Any], now: int, retry_after: int, *, mandated: bool

@@ -64,7 +64,7 @@ class PushResult:
     mandated_429: int = 0
     limit_429: int = 0  # 429s for a broken limit: the sender's fault
     virtual_seconds: float = 0.0  # first send → last send, on the virtual clock
-    mandated_pause_seconds: float = 0.0
+    flood_pauses: int = 0  # times the sender paused every chat (a burst of 429s)
     enqueue_seconds: float = 0.0  # wall
     enqueue_cpu: float = 0.0
     drain_seconds: float = 0.0  # wall
@@ -79,13 +79,9 @@ class PushResult:
         return self.pushes - self.delivered
 
     @property
-    def rate_with_pauses(self) -> float:
+    def achieved_rate(self) -> float:
+        """Messages delivered per virtual second, from the first send to the last."""
         return self.delivered / self.virtual_seconds if self.virtual_seconds else 0.0
-
-    @property
-    def rate_without_pauses(self) -> float:
-        active = self.virtual_seconds - self.mandated_pause_seconds
-        return self.delivered / active if active > 0 else 0.0
 
     @property
     def sender_cpu_us_per_message(self) -> float:
@@ -225,13 +221,13 @@ async def run_push(
         result.mandated_429 = telegram.mandated_refusals
         result.limit_429 = telegram.limit_refusals
         result.fake_cpu = telegram.cpu_seconds
+        result.flood_pauses = sender.stats.flood_pauses
         result.outbox_counts = await outbox.counts()
         if telegram.accepted_at:
             first, last = telegram.accepted_at[0], telegram.accepted_at[-1]
             # The last message's own second counts: N messages at 30/s span (N-1)/30 s.
             span = last - first + round(1_000_000 / rate)
             result.virtual_seconds = span / 1_000_000
-            result.mandated_pause_seconds = telegram.mandated_pause_us(first, last) / 1_000_000
             result.busiest_second = _busiest_second(telegram.accepted_at)
         result.db_bytes = sum(file_sizes(work / "kezek.sqlite3").values())
     finally:

@@ -6,7 +6,7 @@ caption, so keep such texts within Telegram's 1024-character caption limit) and 
 Telegram's answer into the sender's vocabulary:
 
     accepted                                   → Delivered(message_id)
-    TelegramRetryAfter (429)                   → RetryAfter(seconds): everything pauses
+    TelegramRetryAfter (429)                   → RetryAfter(seconds): its chat waits them out
     TelegramForbiddenError (403: blocked, …)   → Blocked()
     TelegramBadRequest "chat not found"        → Blocked(): nobody to send to any more
     TelegramBadRequest, anything else          → Permanent(description)

@@ -23,8 +23,12 @@ benchmark's virtual clock), never more than `concurrency` rows claimed or in fli
 none while the next send is far (a flood pause), nor one whose chat may not send by then. The
 next send goes to the first claimed row whose chat is ready; answers are claimed first.
 
-Outcomes. `Delivered` → sent. `RetryAfter(s)` → Telegram's flood control: every send pauses for
-`s` seconds and the row is retried after it (not counted as an attempt). `Transient` → retried
+Outcomes. `Delivered` → sent. `RetryAfter(s)` → Telegram's flood control: the row is retried
+after `s` seconds (not counted as an attempt) and its chat gets nothing before then. Telegram
+says how long to wait "before the request can be repeated"; since the sender already keeps the
+documented limits, one refusal is that chat's own flood limit, and the other chats go on. When
+refusals come from `flood_burst` different chats within one second, the bot as a whole is over
+its budget: every send pauses until the latest of their `s`. `Transient` → retried
 after `backoff_base · 2^(attempts-1)` seconds (at most `backoff_max`), failed after
 `max_attempts`. `Blocked` → the row and every pending row of its chat become `blocked`, the
 chat is remembered by the outbox, and `on_blocked(chat_id)` lets the bot record it.
@@ -107,7 +111,7 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class RetryAfter:
-    """Flood control (429): pause every send for `seconds`, then retry this one."""
+    """Flood control (429): retry this message, and send nothing to its chat, after `seconds`."""
 
     seconds: float
 
@@ -146,6 +150,7 @@ class SenderStats:
     failed: int = 0
     blocked: int = 0
     pauses: int = 0  # RetryAfter answers
+    flood_pauses: int = 0  # of which paused every chat (a burst of them from several chats)
     interrupted: int = 0  # rows found in flight at start-up
     released: int = 0  # rows claimed but not called when stop() came: pending again
 
@@ -178,10 +183,16 @@ class Sender:
         on_blocked: OnBlocked | None = None,
         poll_interval: float = 1.0,
         urgent_poll: float = 0.5,
+        flood_burst: int = 3,
     ) -> None:
-        """`concurrency`: rows claimed at once (calls in flight and rows about to be called)."""
-        if rate <= 0 or per_chat_interval < 0 or batch < 1 or concurrency < 1 or max_attempts < 1:
-            raise ValueError("rate, batch, concurrency and max_attempts must be positive")
+        """`concurrency`: rows claimed at once (calls in flight and rows about to be called);
+        `flood_burst`: 429s from this many chats within a second pause every send."""
+        if (
+            rate <= 0
+            or per_chat_interval < 0
+            or min(batch, concurrency, max_attempts, flood_burst) < 1
+        ):
+            raise ValueError("rate, batch, concurrency, max_attempts, flood_burst must be positive")
         self._outbox = outbox
         self._deliver = deliver
         self._clock = clock
@@ -198,9 +209,11 @@ class Sender:
         self._on_blocked = on_blocked
         self._poll = ceil(poll_interval * _SECOND)
         self._urgent_poll = ceil(urgent_poll * _SECOND)
+        self._flood_burst = flood_burst
 
         self._next_send = 0  # µs: the bucket's next token
-        self._pause_until = 0  # µs: end of Telegram's flood-control pause
+        self._pause_until = 0  # µs: end of a pause of every send (start-up, a flood burst)
+        self._refusals: deque[tuple[int, int, int]] = deque()  # (µs, chat, until) of recent 429s
         self._urgent_at = 0  # µs: the next look for answers to put first
         self._ahead = 1  # claims that may wait for their send (grows while the disk is slow)
         self._calm = 0  # sends in a row whose claim was committed in time
@@ -587,8 +600,8 @@ class Sender:
         elif isinstance(result, RetryAfter):
             self.stats.pauses += 1
             until = now + max(ceil(result.seconds * _SECOND), 1)
-            self._pause_until = max(self._pause_until, until)
-            log.warning("outbox: Telegram flood control, pausing all sends %ss", result.seconds)
+            self._chat_next[msg.chat_id] = max(self._chat_next.get(msg.chat_id, 0), until)
+            self._flood_control(now, msg.chat_id, until)
             update = RowUpdate(
                 msg.id,
                 "pending",
@@ -621,6 +634,26 @@ class Sender:
             self._settle(msg, Transient(f"unexpected result {type(result).__name__}"))
             return
         self._updates.append(update)
+
+    def _flood_control(self, now: int, chat_id: int, until: int) -> None:
+        """A 429 holds its chat; refusals from `flood_burst` chats within a second hold all."""
+        refusals = self._refusals
+        while refusals and refusals[0][0] <= now - _SECOND:
+            refusals.popleft()
+        refusals.append((now, chat_id, until))
+        if len({chat for _, chat, _ in refusals}) < self._flood_burst:
+            log.info("outbox: Telegram flood control for one chat, %.3gs", (until - now) / _SECOND)
+            return
+        pause_until = max(end for _, _, end in refusals)
+        if pause_until > self._pause_until:
+            self._pause_until = pause_until
+            self.stats.flood_pauses += 1
+            log.warning(
+                "outbox: Telegram flood control for %d chats within a second, pausing all sends"
+                " %.3gs",
+                len(refusals),
+                (pause_until - now) / _SECOND,
+            )
 
     def _flush_soon(self) -> None:
         """Write the outcomes so far beside what comes next (before a long wait)."""

@@ -45,6 +45,8 @@ async def test_a_thousand_pushes_are_delivered_once_within_the_limits(tmp_path: 
     assert result.limit_429 == 0  # the sender never broke Telegram's limits
     assert result.busiest_second <= 30
     assert result.mandated_429 > 0  # the random 429s were really there, and were retried
+    # Each one held only its own chat (retrying it early would count as a broken limit above).
+    assert result.flood_pauses == 0
 
 
 async def test_the_fake_bot_api_refuses_what_telegram_would() -> None:
@@ -69,6 +71,27 @@ async def test_the_fake_bot_api_refuses_what_telegram_would() -> None:
     assert api.duplicates == 1
     assert api.limit_refusals == 2
     assert api.mandated_refusals == 0
+
+
+async def test_a_chat_refused_with_429_may_not_send_before_its_retry_after() -> None:
+    clock = FakeClock()
+    api = FakeTelegramApi(clock, TelegramLimits(random_429_share=1.0, random_retry_after=3))
+    bot = Bot("4242424242:KEZEK-bench-test-token", session=api)
+    with pytest.raises(TelegramRetryAfter) as refused:
+        await bot.send_message(7, "refused at random")
+    assert refused.value.retry_after == 3
+    api.limits.random_429_share = 0.0
+
+    await bot.send_message(8, "another chat is not held")
+    clock.advance(2.5)
+    with pytest.raises(TelegramRetryAfter) as early:
+        await bot.send_message(7, "too early")
+    assert early.value.retry_after == 1  # the half second left, rounded up
+    clock.advance(0.5)
+    await bot.send_message(7, "on time")
+
+    assert api.delivered == 2
+    assert (api.mandated_refusals, api.limit_refusals) == (1, 1)
 
 
 def test_the_report_keeps_what_the_team_wrote_around_the_figures(tmp_path: Path) -> None:

@@ -222,25 +222,52 @@ async def test_per_chat_interval_is_a_parameter(env: Env) -> None:
 # --- Telegram's answers -------------------------------------------------------------------
 
 
-async def test_retry_after_pauses_every_chat_for_its_seconds(env: Env) -> None:
+async def test_retry_after_holds_its_chat_and_the_others_go_on(env: Env) -> None:
     for i in range(30):
         await env.enqueue(200 + i, f"k{i}")
     await env.enqueue(209, "k9-later")  # the refused message's chat has a second one
     env.telegram.script["k9"] = [RetryAfter(3)]
 
-    await env.sender().drain()
+    sender = env.sender()
+    await sender.drain()
 
     calls = env.telegram.calls
     refused = next(c for c in calls if c.key == "k9")
     assert not refused.accepted
     after = [c for c in calls if c.at > refused.at]
-    assert after[0].at - refused.at == timedelta(seconds=3)  # nothing at all in between
+    assert after[0].key == "k10"  # the next chat did not wait for the refusal
+    assert after[0].at - refused.at < timedelta(milliseconds=100)
+    retried = next(c for c in after if c.key == "k9")
+    assert retried.at - refused.at == timedelta(seconds=3)  # its own chat did
     assert Counter(env.telegram.delivered()) == Counter([f"k{i}" for i in range(30)] + ["k9-later"])
     assert keys_of(calls, 209) == ["k9", "k9", "k9-later"]
     record = await env.outbox.get("k9")
     assert record is not None and record.status == "sent"
     assert record.attempts == 1  # the refusal was not an attempt
+    assert (sender.stats.pauses, sender.stats.flood_pauses) == (1, 0)
     assert busiest_second(env.telegram.times()) <= 25
+
+
+async def test_refusals_from_several_chats_within_a_second_pause_every_send(env: Env) -> None:
+    for i in range(40):
+        await env.enqueue(300 + i, f"k{i}")
+    env.telegram.script["k3"] = [RetryAfter(2)]
+    env.telegram.script["k4"] = [RetryAfter(5)]
+    env.telegram.script["k5"] = [RetryAfter(1)]
+
+    sender = env.sender()
+    await sender.drain()
+
+    calls = env.telegram.calls
+    third = next(c for c in calls if c.key == "k5")
+    first = next(c for c in calls if c.key == "k3")
+    assert [c.key for c in calls[:6]] == [f"k{i}" for i in range(6)]
+    assert third.at - first.at < SECOND
+    after = [c for c in calls if c.at > third.at]
+    longest_end = next(c for c in calls if c.key == "k4").at + 5 * SECOND
+    assert after[0].at == longest_end  # nothing at all until the longest retry_after is over
+    assert Counter(env.telegram.delivered()) == Counter(f"k{i}" for i in range(40))
+    assert (sender.stats.pauses, sender.stats.flood_pauses) == (3, 1)
 
 
 async def test_transient_errors_back_off_exponentially_then_succeed(env: Env) -> None:
@@ -457,19 +484,25 @@ async def test_stop_cuts_a_long_flood_pause_short(env: Env) -> None:
         refused.set()
 
     env.telegram.on_call = note
-    env.telegram.script["k"] = [RetryAfter(3600)]
-    await env.enqueue(1, "k")
-    await env.enqueue(2, "other")
+    for key in ("a", "b", "c"):
+        env.telegram.script[key] = [RetryAfter(3600)]
+    for chat_id, key in enumerate(("a", "b", "c", "other"), start=1):
+        await env.enqueue(chat_id, key)
     sender = Sender(env.outbox, env.telegram, env.clock, sleep=blocking_sleep(env.time, longest=10))
     task = asyncio.create_task(sender.run())
-    await refused.wait()
+    while len(env.telegram.calls) < 3:  # three chats refused: every send pauses for an hour
+        refused.clear()
+        await refused.wait()
 
     await sender.stop()
 
     await task
-    assert [c.key for c in env.telegram.calls] == ["k"]  # "other" waits for the pause too
-    record = await env.outbox.get("k")
-    assert record is not None and record.status == "pending"
+    assert [c.key for c in env.telegram.calls] == ["a", "b", "c"]  # "other" waits too
+    for key in ("a", "b", "c"):
+        record = await env.outbox.get(key)
+        assert record is not None and record.status == "pending"
+    record = await env.outbox.get("a")
+    assert record is not None
     assert record.next_attempt_at == env.telegram.calls[0].at + timedelta(hours=1)
 
 
