@@ -207,7 +207,7 @@ async def open_app(
         services = Services(
             settings=settings, store=store, voucher=voucher, i18n=i18n, clock=clock, outbox=outbox
         )
-        dedup = await UpdateDedup.open(settings.database_path, clock)
+        dedup = await UpdateDedup.open(settings.database_path, clock, writer=writer)
         stack.push_async_callback(dedup.close)
         otp_guard = await OtpGuard.open(
             settings.database_path,

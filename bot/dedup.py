@@ -17,6 +17,9 @@ price is that ids claimed in the last few milliseconds before a SIGKILL are not 
 Telegram confirms those updates as delivered anyway (polling takes the next batch at once).
 One process per database: a second process would not see this one's memory; running several
 would need the INSERT per update (the table's primary key already makes that correct).
+In the bot the writes go through the process's one `SQLiteWriter` (they share its commits, and
+never wait for SQLite's write lock against another connection); the table's own connection is
+then used only for the rare look-ups.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +39,7 @@ from aiogram.types import TelegramObject, Update
 
 from services.clock import Clock
 from services.sqlite import open_database
+from services.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("kezek.dedup")
 
@@ -66,8 +71,10 @@ class UpdateDedup(BaseMiddleware):
         ttl: timedelta = timedelta(hours=48),
         capacity: int = 10_000,
         prune_every: timedelta = timedelta(minutes=10),
+        writer: SQLiteWriter | None = None,
     ) -> None:
         self._db = db
+        self._shared_writer = writer
         self._clock = clock
         self._ttl = int(ttl.total_seconds())
         self._capacity = capacity
@@ -86,7 +93,11 @@ class UpdateDedup(BaseMiddleware):
 
     @classmethod
     async def open(cls, path: Path, clock: Clock, **options: Any) -> UpdateDedup:
-        """Open (and create) the table on its own connection in the bot's database file."""
+        """Open (and create) the table in the bot's database file.
+
+        With `writer=` (the bot's shared `SQLiteWriter`) every write goes through it; without,
+        through the table's own connection (tests of the dedup alone).
+        """
         # A lost row only lets a redelivered update through once: no fsync per batch.
         db = await open_database(path, schema=_SCHEMA, autocommit=True, synchronous="NORMAL")
         return cls(db, clock, **options)
@@ -165,6 +176,13 @@ class UpdateDedup(BaseMiddleware):
                 self._wake.set()  # claimed while we were writing: go again
 
     async def _write_pending(self) -> None:
+        if self._shared_writer is not None:
+            pending, released = list(self._pending), list(self._released)
+            await self._shared_writer.run(lambda conn: _write_rows(conn, pending, released))
+            # Only what was written: ids claimed during the commit wait for the next round.
+            del self._pending[: len(pending)]
+            del self._released[: len(released)]
+            return
         while self._pending:
             batch = self._pending[:_ROWS_PER_INSERT]
             placeholders = ",".join(["(?, ?, ?)"] * len(batch))
@@ -192,6 +210,15 @@ class UpdateDedup(BaseMiddleware):
         """Delete rows older than the expiry, a batch per statement; returns how many."""
         cutoff = self._now() - self._ttl
         total = 0
+        if self._shared_writer is not None:
+            while True:
+                count = await self._shared_writer.run(lambda conn: _prune_batch(conn, cutoff))
+                total += count
+                if count < _PRUNE_BATCH:
+                    break
+            if total:
+                log.info("pruned %d expired update ids", total)
+            return total
         while True:
             cursor = await self._db.execute(
                 "DELETE FROM processed_updates WHERE rowid IN (SELECT rowid FROM"
@@ -246,3 +273,28 @@ class UpdateDedup(BaseMiddleware):
 
     def _now(self) -> int:
         return int(self._clock.now().timestamp())
+
+
+def _write_rows(
+    conn: sqlite3.Connection, pending: list[tuple[int, int, int]], released: list[Key]
+) -> None:
+    """In the writer's thread: record the claimed ids, forget the released ones."""
+    for start in range(0, len(pending), _ROWS_PER_INSERT):
+        batch = pending[start : start + _ROWS_PER_INSERT]
+        placeholders = ",".join(["(?, ?, ?)"] * len(batch))
+        conn.execute(
+            "INSERT OR IGNORE INTO processed_updates (bot_id, update_id, seen_at)"
+            f" VALUES {placeholders}",
+            [value for row in batch for value in row],
+        )
+    conn.executemany("DELETE FROM processed_updates WHERE bot_id = ? AND update_id = ?", released)
+
+
+def _prune_batch(conn: sqlite3.Connection, cutoff: int) -> int:
+    """In the writer's thread: delete one batch of expired rows; returns how many."""
+    cursor = conn.execute(
+        "DELETE FROM processed_updates WHERE rowid IN (SELECT rowid FROM"
+        " processed_updates WHERE seen_at < ? LIMIT ?)",
+        (cutoff, _PRUNE_BATCH),
+    )
+    return cursor.rowcount

@@ -1,4 +1,7 @@
-"""UpdateDedup on its own: a bare Dispatcher, a counting handler, a real SQLite file."""
+"""UpdateDedup on its own: a bare Dispatcher, a counting handler, a real SQLite file.
+
+Every test runs twice: writes on the table's own connection, and through a shared
+`SQLiteWriter` as in the bot."""
 
 from __future__ import annotations
 
@@ -9,12 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 from bot.dedup import UpdateDedup
 from bot.local_session import LocalBotSession
 from services.clock import FakeClock
+from services.sqlite_writer import SQLiteWriter
 
 TOKEN = "4242424242:KEZEK-dedup-test-token"
 
@@ -42,9 +47,17 @@ class Env:
             await self.dp.feed_update(self.bot, self.update(update_id))
 
 
+@pytest.fixture(params=[False, True], ids=["own-connection", "shared-writer"])
+def shared(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @asynccontextmanager
-async def running(path: Path, clock: FakeClock, **options: Any) -> AsyncIterator[Env]:
-    dedup = await UpdateDedup.open(path, clock, **options)
+async def running(
+    path: Path, clock: FakeClock, *, shared: bool, **options: Any
+) -> AsyncIterator[Env]:
+    writer = await SQLiteWriter.open(path) if shared else None
+    dedup = await UpdateDedup.open(path, clock, writer=writer, **options)
     bot = Bot(TOKEN, session=LocalBotSession())
     dp = Dispatcher()
     env = Env(dp, bot, dedup)
@@ -59,48 +72,53 @@ async def running(path: Path, clock: FakeClock, **options: Any) -> AsyncIterator
     dp.message.register(on_message)
     try:
         yield env
+        if writer is not None:
+            await dedup.flush()
+            assert writer.stats.jobs > 0  # the ids went through the shared writer
     finally:
         await dedup.close()
+        if writer is not None:
+            await writer.close()
 
 
-async def test_a_repeated_update_is_handled_once(tmp_path: Path) -> None:
-    async with running(tmp_path / "db.sqlite3", FakeClock()) as env:
+async def test_a_repeated_update_is_handled_once(tmp_path: Path, shared: bool) -> None:
+    async with running(tmp_path / "db.sqlite3", FakeClock(), shared=shared) as env:
         await env.feed(1, 2, 1, 2, 3)
         assert env.handled == [1, 2, 3]
         await env.dedup.flush()
         assert await env.dedup.stored_ids(env.bot.id) == [1, 2, 3]
 
 
-async def test_ids_out_of_order_are_new_unless_seen(tmp_path: Path) -> None:
+async def test_ids_out_of_order_are_new_unless_seen(tmp_path: Path, shared: bool) -> None:
     # Not "highest id seen": a lower id that never came is handled.
-    async with running(tmp_path / "db.sqlite3", FakeClock()) as env:
+    async with running(tmp_path / "db.sqlite3", FakeClock(), shared=shared) as env:
         await env.feed(10, 5, 5, 7)
         assert env.handled == [10, 5, 7]
 
 
-async def test_repeats_are_dropped_across_a_restart(tmp_path: Path) -> None:
+async def test_repeats_are_dropped_across_a_restart(tmp_path: Path, shared: bool) -> None:
     path, clock = tmp_path / "db.sqlite3", FakeClock()
-    async with running(path, clock) as first:
+    async with running(path, clock, shared=shared) as first:
         await first.feed(100, 101, 105)
-    async with running(path, clock) as second:
+    async with running(path, clock, shared=shared) as second:
         # 101 and 105 from the database; 103 was never seen and is lower than the top.
         await second.feed(105, 101, 103, 106, 106)
         assert second.handled == [103, 106]
 
 
-async def test_concurrent_copies_are_handled_once(tmp_path: Path) -> None:
-    async with running(tmp_path / "db.sqlite3", FakeClock()) as first:
+async def test_concurrent_copies_are_handled_once(tmp_path: Path, shared: bool) -> None:
+    async with running(tmp_path / "db.sqlite3", FakeClock(), shared=shared) as first:
         await first.feed(50)
-    async with running(tmp_path / "db.sqlite3", FakeClock()) as env:
+    async with running(tmp_path / "db.sqlite3", FakeClock(), shared=shared) as env:
         # Both copies of 40 need the database (40 is below the stored top 50) at the same time.
         update = env.update(40)
         await asyncio.gather(*(env.dp.feed_update(env.bot, update) for _ in range(3)))
         assert env.handled == [40]
 
 
-async def test_a_failed_update_can_be_delivered_again(tmp_path: Path) -> None:
+async def test_a_failed_update_can_be_delivered_again(tmp_path: Path, shared: bool) -> None:
     path, clock = tmp_path / "db.sqlite3", FakeClock()
-    async with running(path, clock) as env:
+    async with running(path, clock, shared=shared) as env:
         env.fail_next = True
         try:
             await env.feed(8)
@@ -114,9 +132,9 @@ async def test_a_failed_update_can_be_delivered_again(tmp_path: Path) -> None:
         assert env.handled == [8]
 
 
-async def test_rows_expire_after_48_hours_pruned_in_batches(tmp_path: Path) -> None:
+async def test_rows_expire_after_48_hours_pruned_in_batches(tmp_path: Path, shared: bool) -> None:
     path, clock = tmp_path / "db.sqlite3", FakeClock()
-    async with running(path, clock, capacity=100) as env:
+    async with running(path, clock, shared=shared, capacity=100) as env:
         await env.feed(*range(1, 2502))
         await env.dedup.flush()
         clock.advance(hours=47)
@@ -128,9 +146,9 @@ async def test_rows_expire_after_48_hours_pruned_in_batches(tmp_path: Path) -> N
         assert await env.dedup.stored_ids(env.bot.id) == [3000]
 
 
-async def test_the_writer_prunes_by_itself_every_ten_minutes(tmp_path: Path) -> None:
+async def test_the_writer_prunes_by_itself_every_ten_minutes(tmp_path: Path, shared: bool) -> None:
     path, clock = tmp_path / "db.sqlite3", FakeClock()
-    async with running(path, clock, ttl=timedelta(hours=1)) as env:
+    async with running(path, clock, shared=shared, ttl=timedelta(hours=1)) as env:
         await env.feed(1)
         await env.dedup.flush()
         clock.advance(hours=2)
