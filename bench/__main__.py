@@ -120,11 +120,11 @@ async def run(args: argparse.Namespace, report: rep.Report) -> None:
                 _say(_rush_line(result))
     if "floor" in args.only:
         updates = _floor_updates(report.rushes, args.parents)
-        for parse in (True, False):
+        for parse, reply in ((True, False), (False, False), (True, True)):
             for _ in range(max(1, args.floor_runs)):
-                floor = await run_floor(updates, args.parents, parse=parse)
+                floor = await run_floor(updates, args.parents, parse=parse, reply=reply)
                 report.floors.append(floor)
-                kind = "parsed" if parse else "prebuilt"
+                kind = "answering" if reply else "parsed" if parse else "prebuilt"
                 _say(f"floor ({kind}): {floor.updates_per_second:,.0f} updates/s")
     if "push" in args.only:
         _say(f"push: {args.pushes:,} status changes …")

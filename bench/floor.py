@@ -5,6 +5,12 @@ handler, fed the same number of updates as the rush, shaped the same way: `users
 chats, each feeding its updates one after another, every update built from a dict with
 `Update.model_validate` as the rush's chats do. Telegram is not called, so this is aiogram's own
 cost of an update: what our bot is compared with.
+
+A second measure, `reply=True`: the same bare Dispatcher whose handler answers every update with
+one message and a three-button keyboard, through the rush's own Telegram stand-in. It is what
+any bot that answers each update pays before doing anything of its own (aiogram builds and
+prepares the call, the session records it and parses the returned Message): the ceiling of a
+conversation on this stack, measured beside the floor the issue steers by.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import Message, Update
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
 from bench.metrics import Latencies
 
@@ -31,6 +37,7 @@ class FloorResult:
     cpu_seconds: float
     latency_ms_summary: dict[str, float]
     parse: bool = True  # updates built from dicts inside the timed run
+    reply: bool = False  # the handler answers each update with one message and a keyboard
 
     @property
     def updates_per_second(self) -> float:
@@ -41,14 +48,26 @@ class FloorResult:
         return self.cpu_seconds / self.updates * 1e6 if self.updates else 0.0
 
 
-def bare_dispatcher() -> Dispatcher:
-    """MemoryStorage and a no-op async handler: nothing of Kezek."""
+def bare_dispatcher(*, reply: bool = False) -> Dispatcher:
+    """MemoryStorage and a no-op async handler (or one that answers): nothing of Kezek."""
     router = Router(name="floor")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text="Иә", callback_data="yes"),
+                InlineKeyboardButton(text="Жоқ", callback_data="no"),
+            ],
+            [InlineKeyboardButton(text="Артқа", callback_data="back")],
+        ]
+    )
 
     async def noop(message: Message) -> None:
         return None
 
-    router.message.register(noop)
+    async def answer(message: Message) -> None:
+        await message.answer("Қағидалармен таныстым", reply_markup=keyboard)
+
+    router.message.register(answer if reply else noop)
     dp = Dispatcher(storage=MemoryStorage())
     dp.include_router(router)
     return dp
@@ -68,15 +87,20 @@ def _update(update_id: int, user_id: int, message_id: int) -> dict[str, Any]:
     }
 
 
-async def run_floor(updates: int, users: int, *, parse: bool = True) -> FloorResult:
+async def run_floor(
+    updates: int, users: int, *, parse: bool = True, reply: bool = False
+) -> FloorResult:
     """Feed `updates` updates from `users` concurrent chats through a bare Dispatcher.
 
     `parse`: each update is built from its dict inside the timed run, as the rush's chats do
     (and as polling does with Telegram's JSON); otherwise all are built before the clock starts.
+    `reply`: the handler answers each update through the rush's Telegram stand-in.
     """
+    from bench.parent import BenchSession  # the rush's stand-in; imported late: it is heavy
+
     users = max(1, min(users, updates))
-    dp = bare_dispatcher()
-    bot = Bot(TOKEN)
+    dp = bare_dispatcher(reply=reply)
+    bot = Bot(TOKEN, session=BenchSession()) if reply else Bot(TOKEN)
     latencies = Latencies()
     share, extra = divmod(updates, users)
     plans: list[list[dict[str, Any]]] = []
@@ -121,4 +145,5 @@ async def run_floor(updates: int, users: int, *, parse: bool = True) -> FloorRes
         cpu_seconds=cpu,
         latency_ms_summary=latencies.summary_ms(),
         parse=parse,
+        reply=reply,
     )

@@ -11,7 +11,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,13 +60,16 @@ class Report:
     @property
     def floor(self) -> FloorResult | None:
         """The median of the floor runs that built updates in the timed loop."""
-        runs = sorted((f for f in self.floors if f.parse), key=lambda f: f.updates_per_second)
-        return runs[len(runs) // 2] if runs else None
+        return _median(f for f in self.floors if f.parse and not f.reply)
 
     @property
     def floor_prebuilt(self) -> FloorResult | None:
-        runs = sorted((f for f in self.floors if not f.parse), key=lambda f: f.updates_per_second)
-        return runs[len(runs) // 2] if runs else None
+        return _median(f for f in self.floors if not f.parse and not f.reply)
+
+    @property
+    def floor_reply(self) -> FloorResult | None:
+        """The median of the runs whose handler answered each update (updates parsed)."""
+        return _median(f for f in self.floors if f.reply)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +135,7 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the rush table (one column per scenario)."""
     floor = report.floor
     prebuilt = report.floor_prebuilt
+    replying = report.floor_reply
     head = ["", *(_scenario(r) for r in report.rushes)]
     rows: list[list[str]] = []
 
@@ -156,6 +160,11 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         row(
             f"÷ floor ({_n(prebuilt.updates_per_second)}/s, updates prebuilt)",
             lambda r: f"{r.updates_per_second / prebuilt.updates_per_second:.3f}",
+        )
+    if replying:
+        row(
+            f"÷ bare bot answering each update ({_n(replying.updates_per_second)}/s)",
+            lambda r: f"{r.updates_per_second / replying.updates_per_second:.3f}",
         )
     row("handling per update p50 / p95 / p99 (ms)", lambda r: _ms(r.latency_ms_summary))
     row("slowest update (ms)", lambda r: _short_ms(r.latency_ms_summary.get("max", 0)))
@@ -233,11 +242,22 @@ def push_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _median(runs: Iterable[FloorResult]) -> FloorResult | None:
+    ordered = sorted(runs, key=lambda f: f.updates_per_second)
+    return ordered[len(ordered) // 2] if ordered else None
+
+
+def _floor_kind(f: FloorResult) -> str:
+    if f.reply:
+        return "answering each update (one message + keyboard), parsed"
+    return "updates parsed in the loop" if f.parse else "updates prebuilt"
+
+
 def floor_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     head = ["floor run", "updates", "chats", "updates/s", "CPU µs/update", "p50 / p95 / p99 (ms)"]
     rows = [
         [
-            "updates parsed in the loop" if f.parse else "updates prebuilt",
+            _floor_kind(f),
             _n(f.updates),
             _n(f.users),
             _n(f.updates_per_second),
