@@ -19,6 +19,7 @@ from bot.app import App, open_app
 from bot.config import Settings
 from bot.console import run_console
 from bot.demo_tools import run_status_set
+from bot.gc_tuning import tune_gc
 from bot.handlers.staff import digest_cli, send_daily_digest, set_staff_commands
 from bot.local_chat import LocalChat
 from bot.local_session import LocalBotSession
@@ -89,6 +90,7 @@ async def _run(*, webhook: bool = False) -> int:
         )
         try:
             async with running_jobs(_job_plan(app)):
+                tune_gc(settings.gc_young_threshold)  # start-up is over: freeze what it built
                 # Pending updates are kept: a parent's message sent during a restart is not lost.
                 if webhook:
                     await _serve_webhook(app)

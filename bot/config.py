@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     voucher_catalog_ttl: float = Field(default=600.0, ge=0, le=86_400)
     voucher_listing_ttl: float = Field(default=60.0, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Python's collector (bot/gc_tuning.py): allocations between two young collections once
+    # `run` has started; 0 = Python's defaults.
+    gc_young_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
     # After submission: the changes feed, and the service's optional signed pushes.
     status_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
     voucher_webhook_secret: SecretStr | None = None
