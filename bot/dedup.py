@@ -17,9 +17,9 @@ price is that ids claimed in the last few milliseconds before a SIGKILL are not 
 Telegram confirms those updates as delivered anyway (polling takes the next batch at once).
 One process per database: a second process would not see this one's memory; running several
 would need the INSERT per update (the table's primary key already makes that correct).
-In the bot the writes go through the process's one `SQLiteWriter` (they share its commits, and
-never wait for SQLite's write lock against another connection); the table's own connection is
-then used only for the rare look-ups.
+Every write goes through a `SQLiteWriter`: in the bot the process's one (the ids share its
+commits and never wait for SQLite's write lock against another connection), alone a writer of
+its own without fsync per batch; the table's connection is used only for the rare look-ups.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
 from services.clock import Clock
-from services.sqlite import open_database
+from services.sqlite import close_on_error, open_database
 from services.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("kezek.dedup")
@@ -71,10 +71,12 @@ class UpdateDedup(BaseMiddleware):
         ttl: timedelta = timedelta(hours=48),
         capacity: int = 10_000,
         prune_every: timedelta = timedelta(minutes=10),
-        writer: SQLiteWriter | None = None,
+        writer: SQLiteWriter,
+        owns_writer: bool = False,
     ) -> None:
         self._db = db
-        self._shared_writer = writer
+        self._sqlite = writer
+        self._owns_writer = owns_writer
         self._clock = clock
         self._ttl = int(ttl.total_seconds())
         self._capacity = capacity
@@ -89,18 +91,24 @@ class UpdateDedup(BaseMiddleware):
         self._idle.set()
         self._last_prune: int | None = None
         self._closing = False
-        self._writer = asyncio.create_task(self._write_loop(), name="update-dedup-writer")
+        self._flusher = asyncio.create_task(self._write_loop(), name="update-dedup-writer")
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock, **options: Any) -> UpdateDedup:
+    async def open(
+        cls, path: Path, clock: Clock, *, writer: SQLiteWriter | None = None, **options: Any
+    ) -> UpdateDedup:
         """Open (and create) the table in the bot's database file.
 
-        With `writer=` (the bot's shared `SQLiteWriter`) every write goes through it; without,
-        through the table's own connection (tests of the dedup alone).
+        Writes go through `writer` (the bot's shared one); without it the dedup opens its own
+        (tests of the dedup alone).
         """
         # A lost row only lets a redelivered update through once: no fsync per batch.
         db = await open_database(path, schema=_SCHEMA, autocommit=True, synchronous="NORMAL")
-        return cls(db, clock, **options)
+        async with close_on_error(db):
+            own = writer is None
+            if writer is None:
+                writer = await SQLiteWriter.open(path, synchronous="NORMAL")
+        return cls(db, clock, writer=writer, owns_writer=own, **options)
 
     # --- the middleware ---------------------------------------------------------------------
 
@@ -176,28 +184,11 @@ class UpdateDedup(BaseMiddleware):
                 self._wake.set()  # claimed while we were writing: go again
 
     async def _write_pending(self) -> None:
-        if self._shared_writer is not None:
-            pending, released = list(self._pending), list(self._released)
-            await self._shared_writer.run(lambda conn: _write_rows(conn, pending, released))
-            # Only what was written: ids claimed during the commit wait for the next round.
-            del self._pending[: len(pending)]
-            del self._released[: len(released)]
-            return
-        while self._pending:
-            batch = self._pending[:_ROWS_PER_INSERT]
-            placeholders = ",".join(["(?, ?, ?)"] * len(batch))
-            params = [value for row in batch for value in row]
-            await self._db.execute(
-                "INSERT OR IGNORE INTO processed_updates (bot_id, update_id, seen_at)"
-                f" VALUES {placeholders}",
-                params,
-            )
-            del self._pending[: len(batch)]
-        while self._released:
-            key = self._released.pop()
-            await self._db.execute(
-                "DELETE FROM processed_updates WHERE bot_id = ? AND update_id = ?", key
-            )
+        pending, released = list(self._pending), list(self._released)
+        await self._sqlite.run(lambda conn: _write_rows(conn, pending, released))
+        # Only what was written: ids claimed during the commit wait for the next round.
+        del self._pending[: len(pending)]
+        del self._released[: len(released)]
 
     async def _prune_if_due(self) -> None:
         now = self._now()
@@ -210,23 +201,10 @@ class UpdateDedup(BaseMiddleware):
         """Delete rows older than the expiry, a batch per statement; returns how many."""
         cutoff = self._now() - self._ttl
         total = 0
-        if self._shared_writer is not None:
-            while True:
-                count = await self._shared_writer.run(lambda conn: _prune_batch(conn, cutoff))
-                total += count
-                if count < _PRUNE_BATCH:
-                    break
-            if total:
-                log.info("pruned %d expired update ids", total)
-            return total
         while True:
-            cursor = await self._db.execute(
-                "DELETE FROM processed_updates WHERE rowid IN (SELECT rowid FROM"
-                " processed_updates WHERE seen_at < ? LIMIT ?)",
-                (cutoff, _PRUNE_BATCH),
-            )
-            total += cursor.rowcount
-            if cursor.rowcount < _PRUNE_BATCH:
+            count = await self._sqlite.run(lambda conn: _prune_batch(conn, cutoff))
+            total += count
+            if count < _PRUNE_BATCH:
                 break
         if total:
             # The top in memory stays: above it every id is new, below it each is looked up.
@@ -235,18 +213,20 @@ class UpdateDedup(BaseMiddleware):
 
     async def flush(self) -> None:
         """Wait until every claimed id is on disk (shutdown, tests)."""
-        if self._writer.done():
+        if self._flusher.done():
             return
         await self._idle.wait()
 
     async def close(self) -> None:
         """Write what is pending, stop the writer, close the connection."""
-        if not self._writer.done():
+        if not self._flusher.done():
             self._closing = True
             self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+                await self._flusher
         await self._db.close()
+        if self._owns_writer:
+            await self._sqlite.close()
 
     # --- helpers ----------------------------------------------------------------------------
 

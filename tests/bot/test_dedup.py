@@ -1,6 +1,6 @@
 """UpdateDedup on its own: a bare Dispatcher, a counting handler, a real SQLite file.
 
-Every test runs twice: writes on the table's own connection, and through a shared
+Every test runs twice: writes through the dedup's own writer, and through a shared
 `SQLiteWriter` as in the bot."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Env:
             await self.dp.feed_update(self.bot, self.update(update_id))
 
 
-@pytest.fixture(params=[False, True], ids=["own-connection", "shared-writer"])
+@pytest.fixture(params=[False, True], ids=["own-writer", "shared-writer"])
 def shared(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
