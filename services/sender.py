@@ -642,7 +642,10 @@ class Sender:
             refusals.popleft()
         refusals.append((now, chat_id, until))
         if len({chat for _, chat, _ in refusals}) < self._flood_burst:
-            log.info("outbox: Telegram flood control for one chat, %.3gs", (until - now) / _SECOND)
+            log.info(
+                "outbox: Telegram flood control, holding the refused chat %.3gs",
+                (until - now) / _SECOND,
+            )
             return
         pause_until = max(end for _, _, end in refusals)
         if pause_until > self._pause_until:
