@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sqlite_writer import SQLiteWriter
+from services.sqlite_writer import DependencyFailed, SQLiteWriter
 
 SCHEMA = """
 CREATE TABLE parent (id INTEGER PRIMARY KEY);
@@ -137,3 +137,55 @@ async def test_opening_a_bad_path_leaves_no_thread(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         await SQLiteWriter.open(tmp_path / "missing-dir" / "bot.sqlite3")
     # tests/conftest.py fails the run on a leaked non-daemon thread.
+
+
+async def test_the_thread_ends_with_close(db_path: Path) -> None:
+    writer = await SQLiteWriter.open(db_path)
+    thread = writer._thread
+    assert thread.is_alive()
+    await writer.close()
+    assert not thread.is_alive()
+
+
+async def test_jobs_queued_back_to_back_share_one_commit_in_order(
+    writer: SQLiteWriter, db_path: Path
+) -> None:
+    first = writer.queue(insert("answer"))
+    second = writer.queue(insert("state"), after=first)
+    assert await first == 1
+    assert await second == 2
+    assert notes(db_path) == ["answer", "state"]
+    assert writer.stats.batches == 1
+
+
+async def test_a_job_after_a_failed_one_does_not_run(writer: SQLiteWriter, db_path: Path) -> None:
+    def refuse(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO note (text) VALUES ('half')")
+        raise ValueError("refused")
+
+    first = writer.queue(refuse)
+    second = writer.queue(insert("state"), after=first)
+    unrelated = writer.queue(insert("other parent"))
+    with pytest.raises(ValueError):
+        await first
+    with pytest.raises(DependencyFailed):
+        await second
+    assert await unrelated == 1
+    assert notes(db_path) == ["other parent"]
+
+
+async def test_a_job_after_one_of_a_failed_commit_does_not_run(
+    writer: SQLiteWriter, db_path: Path
+) -> None:
+    def orphan(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO child (id, parent_id) VALUES (1, 99)")  # fails at COMMIT
+
+    first = writer.queue(orphan)
+    # Awaited first: the dependent job is queued only after that batch failed, so it runs in
+    # a batch of its own and must look at the outcome of the earlier one.
+    with pytest.raises(sqlite3.IntegrityError):
+        await first
+    second = writer.queue(insert("state"), after=first)
+    with pytest.raises(DependencyFailed):
+        await second
+    assert notes(db_path) == []
