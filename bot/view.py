@@ -24,6 +24,7 @@ from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
 from bot.fsm.states import STEP_OF
+from bot.fsm.storage import SQLiteStorage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -207,8 +208,14 @@ class StepView:
         `save(...)` then `goto(...)` would write the draft twice.
         """
         name = target.state if isinstance(target, State) else target
-        await self.services.store.update_draft(self.user_id, step=name, **fields)
-        await self.state.set_state(name)
+        storage = self.state.storage
+        if isinstance(storage, SQLiteStorage):
+            # One commit for both, the state moving only if the draft was saved.
+            async with storage.moving(self.state.key, name) as then:
+                await self.services.store.update_draft(self.user_id, step=name, then=then, **fields)
+        else:
+            await self.services.store.update_draft(self.user_id, step=name, **fields)
+            await self.state.set_state(name)
         await self.ask()
 
     async def ask(self) -> None:

@@ -18,11 +18,12 @@ Users, events and meta hold ids, codes and times only — no personal data.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from services.outbox import _INSERT as OUTBOX_INSERT
 from services.outbox import Outgoing, iso
 from services.outbox import _insert_params as outbox_insert_params
 from services.sqlite import close_on_error, open_database
-from services.sqlite_writer import Job, SQLiteWriter
+from services.sqlite_writer import Job, Pending, SQLiteWriter
 from services.validation import is_valid_iin, mask_tail, parse_iin
 
 SCHEMA = """
@@ -316,14 +317,33 @@ class Store:
         return draft
 
     async def update_draft(
-        self, user_id: int, step: str | None = None, **fields: Any
+        self,
+        user_id: int,
+        step: str | None = None,
+        *,
+        then: Callable[[Pending[Any]], Pending[Any]] | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
-        """Merge `fields` into the draft (a value of None removes the key) and save it."""
+        """Merge `fields` into the draft (a value of None removes the key) and save it.
+
+        `then` gets the draft's queued write and queues one of its own `after` it, at once: the
+        two share one commit (a step's answers and its next state) and never half succeed.
+        """
         async with self._locks(user_id):
             draft = _merged(await self._draft_text(user_id), fields)
             payload, params = self._draft_params(user_id, draft, step)
-            await self._writer.run(_statement(_UPSERT_DRAFT, params))
+            saved = self._writer.queue(_statement(_UPSERT_DRAFT, params))
+            follower = then(saved) if then is not None else None
+            try:
+                await saved
+            except Exception:
+                if follower is not None:
+                    # It depended on this write and fails with it: the caller hears this error.
+                    await asyncio.gather(follower.future, return_exceptions=True)
+                raise
             self._drafts.put(user_id, payload)
+        if follower is not None:
+            await follower
         return draft
 
     async def replace_draft(

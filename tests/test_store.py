@@ -297,3 +297,53 @@ async def test_forget_user_drops_the_cached_values(store: Store, path: Path) -> 
     assert await store.get_locale(4) is None
     assert await store.get_draft(4) == {}
     assert on_disk(path, "SELECT COUNT(*) FROM users") == [(0,)]
+
+
+def _fsm_state_on_disk(path: Path, user_id: int) -> list[tuple[Any, ...]]:
+    return on_disk(path, "SELECT state FROM fsm_records WHERE user_id = ?", (user_id,))
+
+
+async def test_a_step_saves_its_answers_and_moves_in_one_commit(
+    path: Path, store: Store, writer: SQLiteWriter
+) -> None:
+    """`BotView.goto`'s pair: the draft and the next state, one commit, in that order."""
+    storage = await SQLiteStorage.open(path, writer=writer)
+    key = StorageKey(bot_id=1, chat_id=7, user_id=7)
+    try:
+        await storage.set_state(key, "Form:phone")
+        before = writer.stats.batches
+        async with storage.moving(key, "Form:iin") as then:
+            await store.update_draft(7, step="Form:iin", then=then, phone="+77011234567")
+        assert writer.stats.batches == before + 1
+        assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 7") == [("Form:iin",)]
+        assert _fsm_state_on_disk(path, 7) == [("Form:iin",)]
+        assert await storage.get_state(key) == "Form:iin"
+        assert (await store.get_draft(7))["phone"] == "+77011234567"
+    finally:
+        await storage.close()
+
+
+async def test_a_step_whose_answers_are_refused_does_not_move(
+    path: Path, store: Store, writer: SQLiteWriter
+) -> None:
+    storage = await SQLiteStorage.open(path, writer=writer)
+    key = StorageKey(bot_id=1, chat_id=8, user_id=8)
+    try:
+        await storage.set_state(key, "Form:phone")
+        await store.update_draft(8, step="Form:phone", phone="+77011234567")
+        # A fault injected on purpose: the disk refuses this draft's write, nothing else.
+        await writer.run(
+            lambda conn: conn.execute(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON drafts WHEN NEW.user_id = 8"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            async with storage.moving(key, "Form:iin") as then:
+                await store.update_draft(8, step="Form:iin", then=then, iin="900101300123")
+        assert _fsm_state_on_disk(path, 8) == [("Form:phone",)]
+        assert await storage.get_state(key) == "Form:phone"
+        assert "iin" not in await store.get_draft(8)
+        assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 8") == [("Form:phone",)]
+    finally:
+        await storage.close()

@@ -26,7 +26,8 @@ import json
 import math
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from services.clock import Clock, SystemClock
 from services.crypto import DataCipher, row_context
 from services.keyed_locks import KeyedLocks
 from services.sqlite import close_on_error, open_database
-from services.sqlite_writer import Job, SQLiteWriter
+from services.sqlite_writer import Job, Pending, SQLiteWriter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fsm_records (
@@ -281,6 +282,30 @@ class SQLiteStorage(BaseStorage):
 
     # --- Kezek extras --------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def moving(
+        self, key: StorageKey, state: StateType
+    ) -> AsyncIterator[Callable[[Pending[Any]], Pending[Any]]]:
+        """`set_state` in two halves, for a write that must come with another one.
+
+        Inside the block the key is locked and its record loaded; the function it yields queues
+        the new state's write `after` the given one (so both share a commit, and the state
+        moves only if that one committed). The cache follows once the block has awaited it.
+        """
+        async with self._locks(key):
+            record = _Record(_state_name(state), (await self._load(key)).data_json)
+            queued: list[Pending[Any]] = []
+
+            def queue(after: Pending[Any]) -> Pending[Any]:
+                pending = self._writer.queue(self._job(key, record), after=after)
+                queued.append(pending)
+                return pending
+
+            yield queue
+            for pending in queued:
+                await pending
+                self._remember(key, record)
+
     async def delete(self, key: StorageKey) -> None:
         """Remove everything stored for `key` (used by /forget)."""
         async with self._locks(key):
@@ -352,23 +377,20 @@ class SQLiteStorage(BaseStorage):
 
     async def _write(self, key: StorageKey, record: _Record) -> None:
         """Persist `record` in one statement, then cache it; caller holds the key lock."""
+        await self._writer.run(self._job(key, record))
+        # Only after the statement succeeded, so a failed write never poisons the cache.
+        self._remember(key, record)
+
+    def _job(self, key: StorageKey, record: _Record) -> Job[int]:
+        """The one statement that stores `record` for `key`."""
         params = _key_params(key)
         if record.empty:
             # A cleared key (state None, data {}) needs no row: keeps the table to live drafts.
-            job = _statement(_DELETE, params)
-        else:
-            job = _statement(
-                _UPSERT,
-                (
-                    *params,
-                    record.state,
-                    self._seal(record.data_json, params),
-                    _unix(self._clock.now()),
-                ),
-            )
-        await self._writer.run(job)
-        # Only after the statement succeeded, so a failed write never poisons the cache.
-        self._remember(key, record)
+            return _statement(_DELETE, params)
+        return _statement(
+            _UPSERT,
+            (*params, record.state, self._seal(record.data_json, params), _unix(self._clock.now())),
+        )
 
     def _seal(self, data_json: str, params: tuple[object, ...]) -> str | bytes:
         if self._cipher is None:
