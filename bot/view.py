@@ -24,7 +24,7 @@ from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
 from bot.fsm.states import STEP_OF
-from bot.fsm.storage import SQLiteStorage
+from bot.fsm.storage import KEEP, Keep, SQLiteStorage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -208,15 +208,33 @@ class StepView:
         `save(...)` then `goto(...)` would write the draft twice.
         """
         name = target.state if isinstance(target, State) else target
-        storage = self.state.storage
-        if isinstance(storage, SQLiteStorage):
-            # One commit for both, the state moving only if the draft was saved.
-            async with storage.moving(self.state.key, name) as then:
-                await self.services.store.update_draft(self.user_id, step=name, then=then, **fields)
-        else:
-            await self.services.store.update_draft(self.user_id, step=name, **fields)
-            await self.state.set_state(name)
+        await self._save_then_fsm(name, name, None, fields)
         await self.ask()
+
+    async def save_and_change_data(
+        self, change: Callable[[dict[str, Any]], dict[str, Any]], **fields: Any
+    ) -> None:
+        """`save(**fields)` and the FSM data replaced by `change(data)`, in one commit."""
+        await self._save_then_fsm(await self.current(), KEEP, change, fields)
+
+    async def _save_then_fsm(
+        self,
+        step: str | None,
+        state: str | Keep,
+        change: Callable[[dict[str, Any]], dict[str, Any]] | None,
+        fields: dict[str, Any],
+    ) -> None:
+        store, storage = self.services.store, self.state.storage
+        if isinstance(storage, SQLiteStorage):
+            # One commit for both, the FSM record changing only if the draft was saved.
+            async with storage.moving(self.state.key, state, data=change) as then:
+                await store.update_draft(self.user_id, step=step, then=then, **fields)
+            return
+        await store.update_draft(self.user_id, step=step, **fields)  # bare Dispatchers
+        if not isinstance(state, Keep):
+            await self.state.set_state(state)
+        if change is not None:
+            await self.state.set_data(change(await self.state.get_data()))
 
     async def ask(self) -> None:
         """(Re)ask the current step's question."""

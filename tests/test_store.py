@@ -347,3 +347,28 @@ async def test_a_step_whose_answers_are_refused_does_not_move(
         assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 8") == [("Form:phone",)]
     finally:
         await storage.close()
+
+
+async def test_answers_and_a_change_of_the_fsm_data_in_one_commit(
+    path: Path, store: Store, writer: SQLiteWriter
+) -> None:
+    """`BotView.save_and_change_data`: the change sees the data as it is under the key's lock."""
+    storage = await SQLiteStorage.open(path, writer=writer)
+    key = StorageKey(bot_id=1, chat_id=9, user_id=9)
+    try:
+        await storage.set_state(key, "Form:consent")
+        await storage.set_data(key, {"consent_id": "c-1", "kept": 1})
+        before = writer.stats.batches
+
+        def forget_consent(data: dict[str, Any]) -> dict[str, Any]:
+            data.pop("consent_id")
+            return data
+
+        async with storage.moving(key, data=forget_consent) as then:
+            await store.update_draft(9, then=then, parent={"name": "Әлия"})
+        assert writer.stats.batches == before + 1
+        assert await storage.get_data(key) == {"kept": 1}
+        assert await storage.get_state(key) == "Form:consent"  # the state is left as it was
+        assert (await store.get_draft(9))["parent"] == {"name": "Әлия"}
+    finally:
+        await storage.close()

@@ -95,6 +95,13 @@ class _Record:
 _ABSENT = _Record(None, _EMPTY_DATA)
 
 
+class Keep:
+    """`moving`'s default state: leave it as it is."""
+
+
+KEEP = Keep()
+
+
 def _key_params(key: StorageKey) -> tuple[int, int, int, int, str, str]:
     # NULLs cannot take part in a primary key's uniqueness, hence 0 and ''.
     return (
@@ -284,16 +291,28 @@ class SQLiteStorage(BaseStorage):
 
     @asynccontextmanager
     async def moving(
-        self, key: StorageKey, state: StateType
+        self,
+        key: StorageKey,
+        state: StateType | Keep = KEEP,
+        *,
+        data: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
     ) -> AsyncIterator[Callable[[Pending[Any]], Pending[Any]]]:
-        """`set_state` in two halves, for a write that must come with another one.
+        """`set_state` and/or a change of the data in two halves, for a write that must come with
+        another one. `data` gets the current data (a copy) and returns the new data, under the
+        key's lock like `update_data`.
 
         Inside the block the key is locked and its record loaded; the function it yields queues
-        the new state's write `after` the given one (so both share a commit, and the state
-        moves only if that one committed). The cache follows once the block has awaited it.
+        the new record's write `after` the given one (so both share a commit, and the record
+        changes only if that one committed). The cache follows once the block has awaited it.
         """
         async with self._locks(key):
-            record = _Record(_state_name(state), (await self._load(key)).data_json)
+            current = await self._load(key)
+            data_json = current.data_json
+            if data is not None:
+                data_json = _dump_data(data(json.loads(current.data_json)))
+            record = _Record(
+                current.state if isinstance(state, Keep) else _state_name(state), data_json
+            )
             queued: list[Pending[Any]] = []
 
             def queue(after: Pending[Any]) -> Pending[Any]:

@@ -315,14 +315,14 @@ async def _accept_person(
     view: StepView, who: str, consent_id: str, session: str, person: Person
 ) -> None:
     """Granted: the state data goes into the draft and the parent is shown the card."""
-    await view.save(
+    await view.save_and_change_data(
+        _without_consent,
         **{
             who: person.model_dump(mode="json"),
             f"{who}_consent_id": consent_id,
             f"{who}_consent_session": session,
-        }
+        },
     )
-    await _forget_consent(view)
     await view.send(view.tr("consent-granted"), header=False)
     await view.goto(CONFIRM_STATE[who])
 
@@ -473,10 +473,13 @@ def _minutes_left(view: StepView, data: dict[str, Any]) -> int:
 
 
 async def _forget_consent(view: StepView) -> None:
-    data = await view.state.get_data()
+    await view.state.set_data(_without_consent(await view.state.get_data()))
+
+
+def _without_consent(data: dict[str, Any]) -> dict[str, Any]:
     for key in (*_CONSENT_KEYS, "consent_status"):
         data.pop(key, None)
-    await view.state.set_data(data)
+    return data
 
 
 def _stop_watching(view: StepView) -> None:

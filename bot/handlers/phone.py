@@ -186,8 +186,12 @@ async def on_code(message: Message, view: StepView, otp_guard: OtpGuard | None =
     if guard is not None:
         await guard.verified(view.user_id, phone)
     expires = view.services.clock.now() + timedelta(seconds=verified.expires_in)
-    await view.state.update_data(otp_id=None, otp_resend_at=None)
-    await view.save(phone=phone, session=verified.session, session_expires_at=expires.isoformat())
+    await view.save_and_change_data(
+        lambda current: {**current, "otp_id": None, "otp_resend_at": None},
+        phone=phone,
+        session=verified.session,
+        session_expires_at=expires.isoformat(),
+    )
     await view.send(view.tr("otp-verified"), header=False)
     await view.goto(S.parent_iin)
 
