@@ -184,6 +184,14 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         lambda r: _n(r.sandbox_cpu / r.updates * 1e6) if r.sandbox_cpu and r.updates else "–",
     )
     row(
+        "SQLite writes / commits per update",
+        lambda r: (
+            f"{r.writes / r.updates:.2f} / {r.commits / r.updates:.2f}"
+            if r.commits and r.updates
+            else "–"
+        ),
+    )
+    row(
         "RSS before / peak / after (MB)",
         lambda r: f"{_mb(r.rss_before)} / {_mb(r.rss_peak)} / {_mb(r.rss_after)}",
     )

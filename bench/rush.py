@@ -90,6 +90,8 @@ class RushResult:
     db_sizes: dict[str, int] = field(default_factory=dict)
     sandbox_db_bytes: int = 0
     rss_curve: list[tuple[int, int]] = field(default_factory=list)  # (completed, rss)
+    writes: int = 0  # jobs of the process's SQLite writer during the run (0: no writer)
+    commits: int = 0  # its batches: each one COMMIT, one fsync
 
     @property
     def updates_per_second(self) -> float:
@@ -251,6 +253,8 @@ async def _run(
             result.blocks_before = sys.getallocatedblocks()
             sampler = RssSampler(completed)
             sampler.start()
+            writer = getattr(app, "writer", None)
+            writes0 = (writer.stats.jobs, writer.stats.batches) if writer is not None else None
             cpu0 = time.process_time()
             tg0 = session.cpu_seconds
             sandbox0 = proc.cpu_seconds() if proc is not None else None
@@ -265,6 +269,9 @@ async def _run(
             if proc is not None and sandbox0 is not None:
                 after = proc.cpu_seconds()
                 result.sandbox_cpu = after - sandbox0 if after is not None else None
+            if writer is not None and writes0 is not None:
+                result.writes = writer.stats.jobs - writes0[0]
+                result.commits = writer.stats.batches - writes0[1]
             await sampler.stop()
             result.rss_peak = sampler.peak
             result.rss_curve = [(s[1], s[2]) for s in sampler.samples]

@@ -106,6 +106,7 @@ class App:
     dedup: UpdateDedup | None = None
     otp_guard: OtpGuard | None = None
     submitter: Submitter | None = None  # posts what Submit saved (`run_once()` in tests)
+    writer: SQLiteWriter | None = None  # every write of the file goes through it (its stats)
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
@@ -265,4 +266,5 @@ async def open_app(
             dedup=dedup,
             otp_guard=otp_guard,
             submitter=submitter,
+            writer=writer,
         )
