@@ -299,76 +299,72 @@ async def test_forget_user_drops_the_cached_values(store: Store, path: Path) -> 
     assert on_disk(path, "SELECT COUNT(*) FROM users") == [(0,)]
 
 
+@pytest.fixture
+async def fsm(path: Path, writer: SQLiteWriter) -> AsyncIterator[SQLiteStorage]:
+    """The FSM storage on the store's writer, as in the bot."""
+    storage = await SQLiteStorage.open(path, writer=writer)
+    yield storage
+    await storage.close()
+
+
 def _fsm_state_on_disk(path: Path, user_id: int) -> list[tuple[Any, ...]]:
     return on_disk(path, "SELECT state FROM fsm_records WHERE user_id = ?", (user_id,))
 
 
 async def test_a_step_saves_its_answers_and_moves_in_one_commit(
-    path: Path, store: Store, writer: SQLiteWriter
+    path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
     """`BotView.goto`'s pair: the draft and the next state, one commit, in that order."""
-    storage = await SQLiteStorage.open(path, writer=writer)
     key = StorageKey(bot_id=1, chat_id=7, user_id=7)
-    try:
-        await storage.set_state(key, "Form:phone")
-        before = writer.stats.batches
-        async with storage.moving(key, "Form:iin") as then:
-            await store.update_draft(7, step="Form:iin", then=then, phone="+77011234567")
-        assert writer.stats.batches == before + 1
-        assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 7") == [("Form:iin",)]
-        assert _fsm_state_on_disk(path, 7) == [("Form:iin",)]
-        assert await storage.get_state(key) == "Form:iin"
-        assert (await store.get_draft(7))["phone"] == "+77011234567"
-    finally:
-        await storage.close()
+    await fsm.set_state(key, "Form:phone")
+    before = writer.stats.batches
+    async with fsm.moving(key, "Form:iin") as then:
+        await store.update_draft(7, step="Form:iin", then=then, phone="+77011234567")
+    assert writer.stats.batches == before + 1
+    assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 7") == [("Form:iin",)]
+    assert _fsm_state_on_disk(path, 7) == [("Form:iin",)]
+    assert await fsm.get_state(key) == "Form:iin"
+    assert (await store.get_draft(7))["phone"] == "+77011234567"
 
 
 async def test_a_step_whose_answers_are_refused_does_not_move(
-    path: Path, store: Store, writer: SQLiteWriter
+    path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
-    storage = await SQLiteStorage.open(path, writer=writer)
     key = StorageKey(bot_id=1, chat_id=8, user_id=8)
-    try:
-        await storage.set_state(key, "Form:phone")
-        await store.update_draft(8, step="Form:phone", phone="+77011234567")
-        # A fault injected on purpose: the disk refuses this draft's write, nothing else.
-        await writer.run(
-            lambda conn: conn.execute(
-                "CREATE TRIGGER refuse BEFORE UPDATE ON drafts WHEN NEW.user_id = 8"
-                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
+    await fsm.set_state(key, "Form:phone")
+    await store.update_draft(8, step="Form:phone", phone="+77011234567")
+    # A fault injected on purpose: the disk refuses this draft's write, nothing else.
+    await writer.run(
+        lambda conn: conn.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON drafts WHEN NEW.user_id = 8"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
-        with pytest.raises(sqlite3.IntegrityError):
-            async with storage.moving(key, "Form:iin") as then:
-                await store.update_draft(8, step="Form:iin", then=then, iin="900101300123")
-        assert _fsm_state_on_disk(path, 8) == [("Form:phone",)]
-        assert await storage.get_state(key) == "Form:phone"
-        assert "iin" not in await store.get_draft(8)
-        assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 8") == [("Form:phone",)]
-    finally:
-        await storage.close()
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        async with fsm.moving(key, "Form:iin") as then:
+            await store.update_draft(8, step="Form:iin", then=then, iin="900101300123")
+    assert _fsm_state_on_disk(path, 8) == [("Form:phone",)]
+    assert await fsm.get_state(key) == "Form:phone"
+    assert "iin" not in await store.get_draft(8)
+    assert on_disk(path, "SELECT step FROM drafts WHERE user_id = 8") == [("Form:phone",)]
 
 
 async def test_answers_and_a_change_of_the_fsm_data_in_one_commit(
-    path: Path, store: Store, writer: SQLiteWriter
+    path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
     """`BotView.save_and_change_data`: the change sees the data as it is under the key's lock."""
-    storage = await SQLiteStorage.open(path, writer=writer)
     key = StorageKey(bot_id=1, chat_id=9, user_id=9)
-    try:
-        await storage.set_state(key, "Form:consent")
-        await storage.set_data(key, {"consent_id": "c-1", "kept": 1})
-        before = writer.stats.batches
+    await fsm.set_state(key, "Form:consent")
+    await fsm.set_data(key, {"consent_id": "c-1", "kept": 1})
+    before = writer.stats.batches
 
-        def forget_consent(data: dict[str, Any]) -> dict[str, Any]:
-            data.pop("consent_id")
-            return data
+    def forget_consent(data: dict[str, Any]) -> dict[str, Any]:
+        data.pop("consent_id")
+        return data
 
-        async with storage.moving(key, data=forget_consent) as then:
-            await store.update_draft(9, then=then, parent={"name": "Әлия"})
-        assert writer.stats.batches == before + 1
-        assert await storage.get_data(key) == {"kept": 1}
-        assert await storage.get_state(key) == "Form:consent"  # the state is left as it was
-        assert (await store.get_draft(9))["parent"] == {"name": "Әлия"}
-    finally:
-        await storage.close()
+    async with fsm.moving(key, data=forget_consent) as then:
+        await store.update_draft(9, then=then, parent={"name": "Әлия"})
+    assert writer.stats.batches == before + 1
+    assert await fsm.get_data(key) == {"kept": 1}
+    assert await fsm.get_state(key) == "Form:consent"  # the state is left as it was
+    assert (await store.get_draft(9))["parent"] == {"name": "Әлия"}
