@@ -313,10 +313,13 @@ class SQLiteStorage(BaseStorage):
             record = _Record(
                 current.state if isinstance(state, Keep) else _state_name(state), data_json
             )
+            # Built (and sealed) before the block runs: queueing it then cannot fail half-way,
+            # after the other write was queued but before the caller awaits it.
+            job = self._job(key, record)
             queued: list[Pending[Any]] = []
 
             def queue(after: Pending[Any]) -> Pending[Any]:
-                pending = self._writer.queue(self._job(key, record), after=after)
+                pending = self._writer.queue(job, after=after)
                 queued.append(pending)
                 return pending
 
