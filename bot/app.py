@@ -141,7 +141,12 @@ def _submitter(services: Services, storage: SQLiteStorage, dp: Dispatcher, bot: 
     """The submission worker of this app, wired into the services (Submit wakes it)."""
     desk = SubmissionDesk(services, storage, dp.fsm.events_isolation, bot)
     submitter = Submitter(
-        services.store, services.voucher, desk, services.clock, sleep=asyncio.sleep
+        services.store,
+        services.voucher,
+        desk,
+        services.clock,
+        sleep=asyncio.sleep,
+        on_notice=services.outbox.notify if services.outbox is not None else None,
     )
     services.submitter = submitter
     services.outbox_counts = services.store.submission_counts

@@ -191,6 +191,7 @@ class Submitter:
         backoff_max: float = 300.0,
         batch: int = 20,
         poll_interval: float = 60.0,
+        on_notice: Callable[[], None] | None = None,
     ) -> None:
         if backoff_base <= 0 or backoff_max < backoff_base or batch < 1 or poll_interval <= 0:
             raise ValueError("backoff, batch and poll_interval must be positive")
@@ -204,6 +205,9 @@ class Submitter:
         self._backoff_max = backoff_max
         self._batch = batch
         self._poll = poll_interval
+        # The notice is written to the outbox in the settle's own transaction, past the
+        # outbox's enqueue: this wakes an idle sender instead of leaving it to its next poll.
+        self._on_notice = on_notice
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -299,6 +303,8 @@ class Submitter:
                 step=notice.step,
             )
             if recorded:
+                if self._on_notice is not None:
+                    self._on_notice()
                 await self._desk.follow(sub, notice.step)
                 await self._store.mark_submission_synced(sub.id)
         if not recorded:

@@ -278,3 +278,17 @@ async def test_a_key_that_holds_another_body_gets_a_new_key(app: App, chat: Loca
         {"refusal": {"code": "duplicate_application", "number": first.number}},
     )
     assert await state_of(app, chat) == S.review.state
+
+
+async def test_a_settled_answer_wakes_the_outbox_sender(app: App, chat: LocalChat) -> None:
+    # The notice is written by the settle's own transaction, not by Outbox.enqueue: without
+    # this wake-up an idle sender would only find it at its next poll.
+    await submitted_once(app, chat)
+    woken: list[int] = []
+    assert app.services.outbox is not None
+    app.services.outbox.subscribe(lambda: woken.append(len(chat.history())))
+    [answer] = await settle_chat(app, chat)
+    assert "өтінішіңіз тіркеуге жіберілді" in answer.plain
+    # Woken once, before the sender delivered the answer (the history had not grown yet).
+    assert len(woken) == 1
+    assert woken[0] < len(chat.history())
