@@ -138,9 +138,7 @@ def normalize_phone(raw: str) -> str:
     elif digits[0] == "7":
         national = digits
     else:
-        raise InvalidPhone(
-            PhoneError.TOO_SHORT if len(digits) < 10 else PhoneError.NOT_KAZAKHSTAN
-        )
+        raise InvalidPhone(PhoneError.TOO_SHORT if len(digits) < 10 else PhoneError.NOT_KAZAKHSTAN)
     if len(national) < 10:
         raise InvalidPhone(PhoneError.TOO_SHORT)
     if len(national) > 10:

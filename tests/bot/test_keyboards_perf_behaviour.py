@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -170,15 +170,6 @@ def test_a_keyboard_built_per_message_shares_only_frozen_buttons(i18n: I18n) -> 
         first.inline_keyboard[-1][0].text = "changed"
     first.inline_keyboard.pop()  # a keyboard of one message may change; the next is whole
     assert choice.group_keyboard(tr, []).model_dump() == second.model_dump()
-
-
-@pytest.fixture
-async def bot() -> AsyncIterator[Bot]:
-    session = LocalBotSession()
-    session.register_chat({"id": CHAT, "type": "private", "first_name": "Айгүл"})
-    bot = Bot("42:TEST", session=session)
-    yield bot
-    await bot.session.close()
 
 
 async def test_sending_shared_keyboards_keeps_them_as_built(i18n: I18n, bot: Bot) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
@@ -15,15 +14,6 @@ from bot.view import Typing
 
 CHAT = 4242
 NEVER = 3600.0  # a delay no test reaches: the call inside always ends first
-
-
-@pytest.fixture
-async def bot() -> AsyncIterator[Bot]:
-    session = LocalBotSession()
-    session.register_chat({"id": CHAT, "type": "private", "first_name": "Айгүл"})
-    bot = Bot("42:TEST", session=session)
-    yield bot
-    await bot.session.close()
 
 
 def actions(bot: Bot) -> list[Sent]:
