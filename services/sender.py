@@ -453,6 +453,11 @@ class Sender:
             self._start_look(now, urgent_only=True)
 
     def _start_look(self, now: int, *, urgent_only: bool) -> None:
+        if not urgent_only:
+            # A full look sees every row committed before its read: an enqueue before this
+            # point has nothing more to wake us for, one after it sets the event again. Left
+            # set, it cut every idle nap short and the sender polled the database non-stop.
+            self._wake.clear()
         self._urgent_at = now + self._urgent_poll  # a full look finds the answers too
         self._look_urgent = urgent_only
         self._sent_while_looking.clear()

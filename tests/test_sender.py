@@ -766,3 +766,39 @@ async def test_a_new_sender_waits_one_window_so_limits_hold_across_restarts(env:
     assert after[0] - died_at == SECOND
     assert busiest_second(env.telegram.times()) <= 25
     assert min(chat_gaps(env.telegram.calls)) >= SECOND
+
+
+async def test_an_idle_sender_waits_instead_of_polling_after_a_wake_up(env: Env) -> None:
+    delivered: list[str] = []
+    arrived = asyncio.Event()
+    idle_naps: list[float] = []
+    napping = asyncio.Event()
+
+    async def note(msg: OutboxMessage) -> None:
+        delivered.append(msg.dedup_key)
+        arrived.set()
+
+    async def sleep(seconds: float) -> None:
+        if seconds > 10:  # the idle wait: only an enqueue (or stop) ends it
+            idle_naps.append(seconds)
+            napping.set()
+            await asyncio.Event().wait()
+        await env.time.sleep(seconds)
+
+    env.telegram.on_call = note
+    sender = Sender(env.outbox, env.telegram, env.clock, sleep=sleep, poll_interval=3600)
+    task = asyncio.create_task(sender.run())
+    await napping.wait()  # nothing to send yet
+    for key in ("a", "b"):
+        arrived.clear()
+        napping.clear()
+        await env.enqueue(1, key)
+        await arrived.wait()
+        await napping.wait()
+    await sender.stop()
+    await task
+
+    assert delivered == ["a", "b"]
+    # One idle wait at the start and one after each message: an enqueue's wake-up does not
+    # stay pending and cut every later wait short (the sender then read the database in a loop).
+    assert len(idle_naps) == 3
