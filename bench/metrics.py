@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -119,3 +120,40 @@ class Latencies:
             "p99": percentile(ordered, 0.99) * 1000,
             "max": (ordered[-1] * 1000) if ordered else 0.0,
         }
+
+
+class LoopIdleMeter:
+    """Seconds the event loop spent blocked in its selector, i.e. with nothing to run.
+
+    The rush's throughput is the loop thread's: if the loop is busy all the time, only less
+    CPU per update moves it; if it idles, something it waits for (SQLite's thread, the
+    sandbox) is the limit. Wraps the selector of asyncio's own loop (a private attribute, so
+    on a loop without one `idle` stays None and the figure is not reported).
+    """
+
+    def __init__(self) -> None:
+        self.idle: float | None = None
+        self._restore: Callable[[], None] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        selector = getattr(loop, "_selector", None)
+        select = getattr(selector, "select", None)
+        if select is None:
+            return
+        self.idle = 0.0
+        clock = time.perf_counter
+
+        def timed(timeout: float | None = None) -> Any:
+            started = clock()
+            try:
+                return select(timeout)
+            finally:
+                self.idle += clock() - started  # type: ignore[operator]
+
+        selector.select = timed  # type: ignore[union-attr]
+        self._restore = lambda: setattr(selector, "select", select)
+
+    def stop(self) -> None:
+        if self._restore is not None:
+            self._restore()
+            self._restore = None

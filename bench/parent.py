@@ -29,7 +29,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 
-from bench.metrics import Latencies
+from bench.metrics import Latencies, LoopIdleMeter
 from bot.i18n import I18n
 from bot.local_chat import LocalChat
 from bot.local_session import LocalBotSession, Sent, html_to_plain
@@ -188,6 +188,17 @@ class UpdateStats:
     latencies: Latencies = field(default_factory=Latencies)
     first_at: float | None = None
     last_at: float = 0.0
+    meter: LoopIdleMeter | None = None  # the loop's idle time, read at the first and last update
+    idle_at_first: float = 0.0
+    idle_at_last: float = 0.0
+
+    @property
+    def loop_busy(self) -> float | None:
+        """The share of first update in → last update handled that the loop had work."""
+        span = self.last_at - (self.first_at or 0.0)
+        if self.meter is None or self.meter.idle is None or self.first_at is None or span <= 0:
+            return None
+        return 1.0 - (self.idle_at_last - self.idle_at_first) / span
 
     @property
     def count(self) -> int:
@@ -209,14 +220,20 @@ class BenchChat(LocalChat):
     async def feed(self, update: Update) -> list[Sent]:
         before = len(self.session.sent(self.chat_id))
         started = time.perf_counter()
-        if self.stats.first_at is None:
-            self.stats.first_at = started
+        stats = self.stats
+        if stats.first_at is None:
+            stats.first_at = started
+            if stats.meter is not None and stats.meter.idle is not None:
+                stats.idle_at_first = stats.meter.idle
         result = await self.dp.feed_update(self.bot, update)
         if isinstance(result, TelegramMethod):
             await self.bot(result)
         ended = time.perf_counter()
-        self.stats.latencies.add(ended - started)
-        self.stats.last_at = max(self.stats.last_at, ended)
+        stats.latencies.add(ended - started)
+        if ended > stats.last_at:
+            stats.last_at = ended
+            if stats.meter is not None and stats.meter.idle is not None:
+                stats.idle_at_last = stats.meter.idle
         history = self.session.sent(self.chat_id)
         self._seen = len(history)
         return history[before:]

@@ -184,6 +184,10 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         lambda r: _n(r.sandbox_cpu / r.updates * 1e6) if r.sandbox_cpu and r.updates else "–",
     )
     row(
+        "event loop busy while handling (%)",
+        lambda r: f"{r.loop_busy * 100:.0f}" if r.loop_busy is not None else "–",
+    )
+    row(
         "SQLite writes / commits per update",
         lambda r: (
             f"{r.writes / r.updates:.2f} / {r.commits / r.updates:.2f}"

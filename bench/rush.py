@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import Latencies, RssSampler, file_sizes, rss_bytes
+from bench.metrics import Latencies, LoopIdleMeter, RssSampler, file_sizes, rss_bytes
 from bench.parent import (
     TR_KEYS,
     BenchChat,
@@ -92,6 +92,7 @@ class RushResult:
     rss_curve: list[tuple[int, int]] = field(default_factory=list)  # (completed, rss)
     writes: int = 0  # jobs of the process's SQLite writer during the run (0: no writer)
     commits: int = 0  # its batches: each one COMMIT, one fsync
+    loop_busy: float | None = None  # share of the handling time the event loop had work
 
     @property
     def updates_per_second(self) -> float:
@@ -195,7 +196,7 @@ async def _run(
         **_settings_overrides(result.think_ms),
     )
     session = BenchSession()
-    stats = UpdateStats()
+    stats = UpdateStats(meter=LoopIdleMeter())
     mothers, children = parent_iins(n), child_iins(n)
     rng = random.Random(seed)
     async with open_app(
@@ -253,6 +254,8 @@ async def _run(
             result.blocks_before = sys.getallocatedblocks()
             sampler = RssSampler(completed)
             sampler.start()
+            assert stats.meter is not None
+            stats.meter.start(asyncio.get_running_loop())
             writer = getattr(app, "writer", None)
             writes0 = (writer.stats.jobs, writer.stats.batches) if writer is not None else None
             cpu0 = time.process_time()
@@ -264,6 +267,8 @@ async def _run(
                 return_exceptions=True,
             )
             result.wall_seconds = time.perf_counter() - t0
+            stats.meter.stop()
+            result.loop_busy = stats.loop_busy
             result.process_cpu = time.process_time() - cpu0
             result.telegram_cpu = session.cpu_seconds - tg0
             if proc is not None and sandbox0 is not None:
