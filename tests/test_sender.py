@@ -439,11 +439,16 @@ async def test_a_chat_waits_while_its_call_is_in_flight(env: Env) -> None:
     assert keys_of(env.telegram.calls, 1) == ["a0", "a0", "a1"]
 
 
-def blocking_sleep(time: VirtualTime, longest: float) -> Callable[[float], Awaitable[None]]:
-    """Virtual for short waits; a longer wait only ends when the sender cancels it."""
+def blocking_sleep(
+    time: VirtualTime, longest: float, on_block: Callable[[float], None] | None = None
+) -> Callable[[float], Awaitable[None]]:
+    """Virtual for short waits; a longer wait (told to `on_block`) only ends when the sender
+    cancels it."""
 
     async def sleep(seconds: float) -> None:
         if seconds > longest:
+            if on_block is not None:
+                on_block(seconds)
             await asyncio.Event().wait()
         await time.sleep(seconds)
 
@@ -778,14 +783,12 @@ async def test_an_idle_sender_waits_instead_of_polling_after_a_wake_up(env: Env)
         delivered.append(msg.dedup_key)
         arrived.set()
 
-    async def sleep(seconds: float) -> None:
-        if seconds > 10:  # the idle wait: only an enqueue (or stop) ends it
-            idle_naps.append(seconds)
-            napping.set()
-            await asyncio.Event().wait()
-        await env.time.sleep(seconds)
+    def idle(seconds: float) -> None:  # the idle wait: only an enqueue (or stop) ends it
+        idle_naps.append(seconds)
+        napping.set()
 
     env.telegram.on_call = note
+    sleep = blocking_sleep(env.time, longest=10, on_block=idle)
     sender = Sender(env.outbox, env.telegram, env.clock, sleep=sleep, poll_interval=3600)
     task = asyncio.create_task(sender.run())
     await napping.wait()  # nothing to send yet
