@@ -128,11 +128,12 @@ class LoopIdleMeter:
     The rush's throughput is the loop thread's: if the loop is busy all the time, only less
     CPU per update moves it; if it idles, something it waits for (SQLite's thread, the
     sandbox) is the limit. Wraps the selector of asyncio's own loop (a private attribute, so
-    on a loop without one `idle` stays None and the figure is not reported).
+    on a loop without one `measuring` stays False and the figure is not reported).
     """
 
     def __init__(self) -> None:
-        self.idle: float | None = None
+        self.idle = 0.0
+        self.measuring = False
         self._restore: Callable[[], None] | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -140,7 +141,7 @@ class LoopIdleMeter:
         select = getattr(selector, "select", None)
         if select is None:
             return
-        self.idle = 0.0
+        self.measuring = True
         clock = time.perf_counter
 
         def timed(timeout: float | None = None) -> Any:
@@ -148,7 +149,7 @@ class LoopIdleMeter:
             try:
                 return select(timeout)
             finally:
-                self.idle += clock() - started  # type: ignore[operator]
+                self.idle += clock() - started
 
         selector.select = timed  # type: ignore[union-attr]
         self._restore = lambda: setattr(selector, "select", select)

@@ -188,17 +188,16 @@ class UpdateStats:
     latencies: Latencies = field(default_factory=Latencies)
     first_at: float | None = None
     last_at: float = 0.0
-    meter: LoopIdleMeter | None = None  # the loop's idle time, read at the first and last update
+    meter: LoopIdleMeter = field(default_factory=LoopIdleMeter)  # read at the first, last update
     idle_at_first: float = 0.0
     idle_at_last: float = 0.0
 
     @property
     def loop_busy(self) -> float | None:
         """The share of first update in → last update handled that the loop had work."""
-        span = self.last_at - (self.first_at or 0.0)
-        if self.meter is None or self.meter.idle is None or self.first_at is None or span <= 0:
+        if not self.meter.measuring or self.first_at is None or self.last_at <= self.first_at:
             return None
-        return 1.0 - (self.idle_at_last - self.idle_at_first) / span
+        return 1.0 - (self.idle_at_last - self.idle_at_first) / (self.last_at - self.first_at)
 
     @property
     def count(self) -> int:
@@ -223,8 +222,7 @@ class BenchChat(LocalChat):
         stats = self.stats
         if stats.first_at is None:
             stats.first_at = started
-            if stats.meter is not None and stats.meter.idle is not None:
-                stats.idle_at_first = stats.meter.idle
+            stats.idle_at_first = stats.meter.idle
         result = await self.dp.feed_update(self.bot, update)
         if isinstance(result, TelegramMethod):
             await self.bot(result)
@@ -232,8 +230,7 @@ class BenchChat(LocalChat):
         stats.latencies.add(ended - started)
         if ended > stats.last_at:
             stats.last_at = ended
-            if stats.meter is not None and stats.meter.idle is not None:
-                stats.idle_at_last = stats.meter.idle
+            stats.idle_at_last = stats.meter.idle
         history = self.session.sent(self.chat_id)
         self._seen = len(history)
         return history[before:]

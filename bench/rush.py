@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import Latencies, LoopIdleMeter, RssSampler, file_sizes, rss_bytes
+from bench.metrics import Latencies, RssSampler, file_sizes, rss_bytes
 from bench.parent import (
     TR_KEYS,
     BenchChat,
@@ -196,7 +196,7 @@ async def _run(
         **_settings_overrides(result.think_ms),
     )
     session = BenchSession()
-    stats = UpdateStats(meter=LoopIdleMeter())
+    stats = UpdateStats()
     mothers, children = parent_iins(n), child_iins(n)
     rng = random.Random(seed)
     async with open_app(
@@ -254,7 +254,6 @@ async def _run(
             result.blocks_before = sys.getallocatedblocks()
             sampler = RssSampler(completed)
             sampler.start()
-            assert stats.meter is not None
             stats.meter.start(asyncio.get_running_loop())
             writer = getattr(app, "writer", None)
             writes0 = (writer.stats.jobs, writer.stats.batches) if writer is not None else None
