@@ -24,7 +24,7 @@ from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
 from bot.fsm.states import STEP_OF
-from bot.fsm.storage import KEEP, Keep, SQLiteStorage
+from bot.fsm.storage import SQLiteStorage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -201,38 +201,40 @@ class StepView:
         """Show "typing…" if we wait on the voucher service longer than a moment."""
         return Typing(self.bot, self.chat_id, self.services.typing_delay)
 
-    async def goto(self, target: State | str, **fields: Any) -> None:
-        """Record `fields` (as `save` does) and move to `target`, then ask its question.
-
-        The answers and the new step go into the draft in one write, before the FSM moves:
-        `save(...)` then `goto(...)` would write the draft twice.
-        """
-        name = target.state if isinstance(target, State) else target
-        await self._save_then_fsm(name, name, None, fields)
+    async def goto(
+        self,
+        target: State | str,
+        *,
+        change: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> None:
+        """`move` to `target`, then ask its question."""
+        await self.move(target, change=change, **fields)
         await self.ask()
 
-    async def save_and_change_data(
-        self, change: Callable[[dict[str, Any]], dict[str, Any]], **fields: Any
-    ) -> None:
-        """`save(**fields)` and the FSM data replaced by `change(data)`, in one commit."""
-        await self._save_then_fsm(await self.current(), KEEP, change, fields)
-
-    async def _save_then_fsm(
+    async def move(
         self,
-        step: str | None,
-        state: str | Keep,
-        change: Callable[[dict[str, Any]], dict[str, Any]] | None,
-        fields: dict[str, Any],
+        target: State | str,
+        *,
+        change: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        **fields: Any,
     ) -> None:
+        """Record `fields` (as `save` does), replace the FSM data by `change(data)` if given and
+        move to `target`, in one commit; the question is not asked (see `goto`).
+
+        For a step that says something of its own (a confirmation, "code sent") before the next
+        question: `save(...)`, a data change and `goto(...)` one after the other would each
+        wait for a commit of their own.
+        """
+        name = target.state if isinstance(target, State) else target
         store, storage = self.services.store, self.state.storage
         if isinstance(storage, SQLiteStorage):
             # One commit for both, the FSM record changing only if the draft was saved.
-            async with storage.moving(self.state.key, state, data=change) as then:
-                await store.update_draft(self.user_id, step=step, then=then, **fields)
+            async with storage.moving(self.state.key, name, data=change) as then:
+                await store.update_draft(self.user_id, step=name, then=then, **fields)
             return
-        await store.update_draft(self.user_id, step=step, **fields)  # bare Dispatchers
-        if not isinstance(state, Keep):
-            await self.state.set_state(state)
+        await store.update_draft(self.user_id, step=name, **fields)  # bare Dispatchers
+        await self.state.set_state(name)
         if change is not None:
             await self.state.set_data(change(await self.state.get_data()))
 

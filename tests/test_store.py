@@ -352,7 +352,7 @@ async def test_a_step_whose_answers_are_refused_does_not_move(
 async def test_answers_and_a_change_of_the_fsm_data_in_one_commit(
     path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
-    """`BotView.save_and_change_data`: the change sees the data as it is under the key's lock."""
+    """`StepView.move`'s change sees the data as it is under the key's lock."""
     key = StorageKey(bot_id=1, chat_id=9, user_id=9)
     await fsm.set_state(key, "Form:consent")
     await fsm.set_data(key, {"consent_id": "c-1", "kept": 1})

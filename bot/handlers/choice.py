@@ -242,12 +242,14 @@ async def on_document(message: Message, view: StepView) -> None:
         "size": uploaded.size,
         "content_type": uploaded.content_type,
     }
-    await view.save(documents=documents, preview=None)
+    # The document, the next step and the receipt in that order: one commit, then the parent
+    # hears it was received.
+    await view.move(await _next_after_document(view, kind), documents=documents, preview=None)
     await view.send(
         view.tr("choice-doc-received", name=esc(name), size=_size(view, uploaded.size)),
         header=False,
     )
-    await _after_document(view, kind)
+    await view.ask()
 
 
 async def on_document_other(message: Message, view: StepView) -> None:
@@ -267,10 +269,11 @@ async def on_document_keep(query: CallbackQuery, callback_data: DocKeep, view: S
 
 
 async def _after_document(view: StepView, kind: str) -> None:
-    if kind == "disability":
-        await view.goto(S.benefit)
-    else:
-        await _after_benefit(view)
+    await view.goto(await _next_after_document(view, kind))
+
+
+async def _next_after_document(view: StepView, kind: str) -> State:
+    return S.benefit if kind == "disability" else await _next_after_benefit(view)
 
 
 async def _refuse_album(view: StepView, media_group_id: str) -> None:
@@ -354,16 +357,14 @@ async def on_benefit(query: CallbackQuery, callback_data: BenefitAnswer, view: S
     changes: dict[str, Any] = {"has_benefit": False}
     if dropped:
         changes.update(documents=documents or None, preview=None)
-    await view.save(**changes)
-    await _after_benefit(view)
+    await view.goto(await _next_after_benefit(view), **changes)
 
 
-async def _after_benefit(view: StepView) -> None:
+async def _next_after_benefit(view: StepView) -> State:
     draft = await view.draft()
     if draft.get("editing") and draft.get("provider") and draft.get("group"):
-        await view.goto(S.preview)  # recomputed: the queue or documents may have changed
-    else:
-        await view.goto(S.provider)
+        return S.preview  # recomputed: the queue or documents may have changed
+    return S.provider
 
 
 # --- provider ----------------------------------------------------------------------------

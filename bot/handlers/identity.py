@@ -224,16 +224,18 @@ async def _create_consent(view: StepView, who: str, iin: str, session: str) -> N
         await explain_failure(view, exc)
         return
     now = view.services.clock.now()
-    data = await view.state.get_data()
-    data.pop("consent_status", None)
-    data.update(
-        consent_id=created.consent_id,
-        consent_iin=iin,
-        consent_created_at=now.isoformat(),
-        consent_expires_at=(now + timedelta(seconds=created.expires_in)).isoformat(),
-    )
-    await view.state.set_data(data)
-    await view.goto(CONSENT_STATE[who])
+    consent = {
+        "consent_id": created.consent_id,
+        "consent_iin": iin,
+        "consent_created_at": now.isoformat(),
+        "consent_expires_at": (now + timedelta(seconds=created.expires_in)).isoformat(),
+    }
+
+    def waiting_for_this_consent(data: dict[str, Any]) -> dict[str, Any]:
+        data.pop("consent_status", None)
+        return {**data, **consent}
+
+    await view.goto(CONSENT_STATE[who], change=waiting_for_this_consent)
 
 
 # --- consent ------------------------------------------------------------------------------------
@@ -315,8 +317,9 @@ async def _accept_person(
     view: StepView, who: str, consent_id: str, session: str, person: Person
 ) -> None:
     """Granted: the state data goes into the draft and the parent is shown the card."""
-    await view.save_and_change_data(
-        _without_consent,
+    await view.move(
+        CONFIRM_STATE[who],
+        change=_without_consent,
         **{
             who: person.model_dump(mode="json"),
             f"{who}_consent_id": consent_id,
@@ -324,7 +327,7 @@ async def _accept_person(
         },
     )
     await view.send(view.tr("consent-granted"), header=False)
-    await view.goto(CONFIRM_STATE[who])
+    await view.ask()
 
 
 async def _person_failed(view: StepView, who: str, msg_id: str) -> None:

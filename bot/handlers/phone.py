@@ -97,7 +97,8 @@ async def _accept_phone(view: StepView, raw: str, guard: OtpGuard | None) -> Non
     except InvalidPhone as exc:
         await view.send(view.tr(f"phone-error-{exc.reason.value}"), contact_keyboard(view.tr))
         return
-    await view.state.update_data(phone=phone)
+    # The phone goes into the FSM data with its code (`_send_code`): until a code is sent,
+    # nothing reads it.
     await _send_code(view, phone, guard)
 
 
@@ -126,14 +127,10 @@ async def _send_code(view: StepView, phone: str, guard: OtpGuard | None) -> None
         return
     if guard is not None:
         await guard.requested(view.user_id, phone, otp.otp_id)
-    now = view.services.clock.now()
-    await view.state.update_data(
-        phone=phone,
-        otp_id=otp.otp_id,
-        otp_resend_at=(now + timedelta(seconds=otp.resend_after)).isoformat(),
-    )
+    resend_at = view.services.clock.now() + timedelta(seconds=otp.resend_after)
+    sent = {"phone": phone, "otp_id": otp.otp_id, "otp_resend_at": resend_at.isoformat()}
+    await view.move(S.otp, change=lambda data: {**data, **sent})
     await view.send(view.tr("phone-code-sent"), ReplyKeyboardRemove(), header=False)
-    await view.state.set_state(S.otp)
     await ask_code(view)
 
 
@@ -186,14 +183,15 @@ async def on_code(message: Message, view: StepView, otp_guard: OtpGuard | None =
     if guard is not None:
         await guard.verified(view.user_id, phone)
     expires = view.services.clock.now() + timedelta(seconds=verified.expires_in)
-    await view.save_and_change_data(
-        lambda current: {**current, "otp_id": None, "otp_resend_at": None},
+    await view.move(
+        S.parent_iin,
+        change=lambda current: {**current, "otp_id": None, "otp_resend_at": None},
         phone=phone,
         session=verified.session,
         session_expires_at=expires.isoformat(),
     )
     await view.send(view.tr("otp-verified"), header=False)
-    await view.goto(S.parent_iin)
+    await view.ask()
 
 
 async def on_code_other(message: Message, view: StepView) -> None:

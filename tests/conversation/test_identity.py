@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import StorageKey
 
 from bot.app import App, open_app
@@ -326,6 +329,61 @@ async def test_request_data_before_and_after_the_answer(app: App, chat: LocalCha
     assert draft["parent"] == expected.model_dump(mode="json")
     assert draft["parent_consent_id"] == consent_id
     assert draft["parent_consent_session"] == draft["session"]
+
+
+@contextmanager
+def drafts_refused_at(settings: Settings, state: State) -> Iterator[None]:
+    """Every write of a draft that records `state` as its step fails, as a full disk would."""
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_step BEFORE UPDATE ON drafts"
+            f" WHEN NEW.step = '{state.state}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    try:
+        yield
+    finally:
+        with sqlite3.connect(settings.database_path) as db:
+            db.execute("DROP TRIGGER refuse_step")
+
+
+async def test_consent_received_is_said_only_once_the_card_step_is_saved(
+    app: App, chat: LocalChat, settings: Settings
+) -> None:
+    """The person's data and the move to the card are one commit, before "Consent received"."""
+    consent_id = await to_parent_consent(app, chat)
+    app.services.background.cancel(chat.user_id)  # the button alone does the work
+    await app.services.voucher.sandbox_answer_consent(consent_id, "yes")
+    with drafts_refused_at(settings, S.parent_confirm):
+        sent = visible(await chat.press(BUTTONS["kk"]["check"]))
+    assert "Рұқсат алынды" not in texts(sent)  # the old order said it, then failed
+    assert "Кешіріңіз, бірдеңе дұрыс болмады" in sent[-1].plain
+    assert await state_of(app, chat) == S.parent_consent.state
+    assert (await app.storage.get_data(key_of(app, chat)))["consent_id"] == consent_id
+    assert "parent" not in await draft_of(app, chat)
+
+    sent = visible(await chat.press(BUTTONS["kk"]["check"]))
+    assert "Рұқсат алынды ✅" in texts(sent)
+    assert PARENT_CARD["kk"] in sent[-1].plain
+    assert await state_of(app, chat) == S.parent_confirm.state
+
+
+async def test_a_consent_asked_for_is_remembered_with_its_step_or_not_at_all(
+    app: App, chat: LocalChat, settings: Settings
+) -> None:
+    """The consent's id and the move to the consent step are one commit."""
+    await to_parent_iin(app, chat)
+    with drafts_refused_at(settings, S.parent_consent):
+        sent = visible(await chat.send(PARENT_IIN))
+    assert "Кешіріңіз, бірдеңе дұрыс болмады" in sent[-1].plain
+    assert await state_of(app, chat) == S.parent_iin.state
+    # The old order kept the consent in the FSM data of a step that did not move.
+    assert "consent_id" not in await app.storage.get_data(key_of(app, chat))
+
+    sent = visible(await chat.send(PARENT_IIN))
+    assert SMS_COMING["kk"] in texts(sent)
+    assert await state_of(app, chat) == S.parent_consent.state
+    data = await app.storage.get_data(key_of(app, chat))
+    assert data["consent_id"] == (await sms_1414(app, chat))[-1]
 
 
 async def test_the_watcher_moves_on_as_soon_as_consent_is_granted(
