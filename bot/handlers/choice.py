@@ -480,9 +480,9 @@ async def ask_group(view: StepView) -> None:
         async with view.typing():
             groups = await view.voucher.list_groups(provider["id"])
     except NotFound:
-        await view.save(provider=None, group=None, preview=None)
+        await view.move(S.provider, provider=None, group=None, preview=None)
         await view.send(view.tr("choice-provider-gone"), header=False)
-        await view.goto(S.provider)
+        await view.ask()
         return
     except VoucherError as exc:
         await explain_failure(view, exc)
@@ -555,14 +555,14 @@ async def ask_preview(view: StepView) -> None:
         async with view.typing():
             preview = await view.voucher.preview_queue(session, request)
     except AgeOutOfRange:
-        await view.save(group=None, preview=None)
+        await view.move(S.group, group=None, preview=None)
         await view.send(view.tr("choice-preview-age-out"), header=False)
-        await view.goto(S.group)
+        await view.ask()
         return
     except DocumentRequired:
-        await view.save(preview=None)
+        await view.move(S.disability_doc, preview=None)
         await view.send(view.tr("choice-preview-document-required"), header=False)
-        await view.goto(S.disability_doc)
+        await view.ask()
         return
     except VoucherError as exc:
         await explain_failure(view, exc)

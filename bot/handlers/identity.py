@@ -384,17 +384,12 @@ async def on_person_action(
     if who == "parent":
         await view.goto(_after_parent(draft))
         return
-    data = await view.state.get_data()
-    before = data.pop("child_iin_before", None)
-    await view.state.set_data(data)
+    before = (await view.state.get_data()).get("child_iin_before")
     changed = bool(before) and before != draft["child"].get("iin")
-    if changed:
-        # The queue preview and the group were chosen for the other child's age.
-        await view.save(preview=None, group=None)
-    if draft.get("editing") and not changed:
-        await view.goto(S.review)
-    else:
-        await view.goto(S.queue_type)
+    # The queue preview and the group were chosen for the other child's age.
+    dropped = {"preview": None, "group": None} if changed else {}
+    target = S.review if draft.get("editing") and not changed else S.queue_type
+    await view.goto(target, change=_without_child_before, **dropped)
 
 
 def _after_parent(draft: dict[str, Any]) -> State:
@@ -477,6 +472,11 @@ def _minutes_left(view: StepView, data: dict[str, Any]) -> int:
 
 async def _forget_consent(view: StepView) -> None:
     await view.state.set_data(_without_consent(await view.state.get_data()))
+
+
+def _without_child_before(data: dict[str, Any]) -> dict[str, Any]:
+    data.pop("child_iin_before", None)
+    return data
 
 
 def _without_consent(data: dict[str, Any]) -> dict[str, Any]:

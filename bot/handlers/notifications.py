@@ -62,8 +62,8 @@ async def on_channel(query: CallbackQuery, callback_data: NotifyChannel, view: S
         await view.send(view.tr("button-outdated"), header=False)
         await ask_channel(view)
         return
-    await view.state.update_data(notify_channel=callback_data.code)
-    await view.goto(S.notify_language)
+    code = callback_data.code
+    await view.goto(S.notify_language, change=lambda data: {**data, "notify_channel": code})
 
 
 async def on_channel_other(message: Message, view: StepView) -> None:
@@ -86,10 +86,12 @@ async def on_language(query: CallbackQuery, callback_data: NotifyLanguage, view:
         # The channel answer was lost (a very old button, a restart mid-step): ask it again.
         await view.goto(S.notify_channel)
         return
-    await view.save(notification={"channel": channel, "language": callback_data.code})
-    await view.state.update_data(notify_channel=None)
     # The review follows either way; after the review's *Edit* it is where the parent returns.
-    await view.goto(S.review)
+    await view.goto(
+        S.review,
+        change=lambda data: {**data, "notify_channel": None},
+        notification={"channel": channel, "language": callback_data.code},
+    )
 
 
 async def on_language_other(message: Message, view: StepView) -> None:

@@ -194,8 +194,7 @@ async def on_edit_section(query: CallbackQuery, callback_data: EditSection, view
         await view.send(view.tr("button-outdated"), header=False)
         await ask_review(view)
         return
-    await view.save(editing=True)
-    await view.goto(SECTION_START[section])
+    await view.goto(SECTION_START[section], editing=True)
 
 
 async def on_review_other(message: Message, view: StepView) -> None:
@@ -307,10 +306,10 @@ def _session_over(view: StepView, draft: dict[str, Any]) -> bool:
 
 async def _send_to_section(view: StepView, section: Section) -> None:
     """A part the application needs is missing: fill it in, then come back to the review."""
-    await view.save(editing=True)
+    await view.move(SECTION_START[section], editing=True)
     name = view.tr(f"review-section-{section.value}")
     await view.send(view.tr("review-missing", section=name), header=False)
-    await view.goto(SECTION_START[section])
+    await view.ask()
 
 
 PROMPTS: dict[str, Prompt] = {

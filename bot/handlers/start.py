@@ -54,8 +54,7 @@ async def on_join(query: CallbackQuery, view: StepView) -> None:
         text = _rules_text(view, ticked) + "\n\n⚠️ " + view.tr("rules-tick-all")
         await view.edit(query.message, text, rules_keyboard(view.tr, ticked))
         return
-    await view.save(rules_accepted=True)
-    await view.goto(ApplicationForm.phone)
+    await view.goto(ApplicationForm.phone, rules_accepted=True)
 
 
 async def _ticked(view: StepView) -> set[int]:
