@@ -122,6 +122,34 @@ class Latencies:
         }
 
 
+@dataclass
+class StepTimes:
+    """One step of the journey across all parents: its handling times and its share of the tail."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+    in_slowest: int  # of the run's slowest 1 % of updates, how many were this step's
+
+
+def step_times(by_step: dict[str, Latencies], all_updates: Latencies) -> dict[str, StepTimes]:
+    """Per step: p50, p99 and how many of the run's slowest 1 % it holds (steps in given order)."""
+    ordered = sorted(all_updates.values)
+    if not ordered:
+        return {}
+    tail = percentile(ordered, 0.99)
+    result: dict[str, StepTimes] = {}
+    for name, times in by_step.items():
+        values = sorted(times.values)
+        result[name] = StepTimes(
+            count=len(values),
+            p50_ms=percentile(values, 0.50) * 1000,
+            p99_ms=percentile(values, 0.99) * 1000,
+            in_slowest=sum(1 for v in values if v >= tail),
+        )
+    return result
+
+
 class LoopIdleMeter:
     """Seconds the event loop spent blocked in its selector, i.e. with nothing to run.
 

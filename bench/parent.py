@@ -186,6 +186,8 @@ class UpdateStats:
     """What all chats of a run measured."""
 
     latencies: Latencies = field(default_factory=Latencies)
+    # The same times by step of the journey ("ed24.kz code", "provider"…), in journey order.
+    by_step: dict[str, Latencies] = field(default_factory=dict)
     first_at: float | None = None
     last_at: float = 0.0
     meter: LoopIdleMeter = field(default_factory=LoopIdleMeter)  # read at the first, last update
@@ -212,6 +214,7 @@ class BenchChat(LocalChat):
     ) -> None:
         super().__init__(dp, bot, **kwargs)
         self.close()  # drop LocalChat's own listener: the session wakes us instead
+        self.step = "?"  # the journey's step the next update belongs to (set by `Parent`)
         session.watch(self.chat_id, self._arrived)
         self.bench_session = session
         self.stats = stats
@@ -228,6 +231,10 @@ class BenchChat(LocalChat):
             await self.bot(result)
         ended = time.perf_counter()
         stats.latencies.add(ended - started)
+        step = stats.by_step.get(self.step)
+        if step is None:
+            step = stats.by_step[self.step] = Latencies()
+        step.add(ended - started)
         if ended > stats.last_at:
             stats.last_at = ended
             stats.idle_at_last = stats.meter.idle
@@ -333,35 +340,38 @@ class Parent:
         if self.think > 0:
             await asyncio.sleep(self.think)  # the simulated person thinking, not a sync
 
-    async def send(self, text: str) -> list[Sent]:
+    async def send(self, text: str, step: str) -> list[Sent]:
         await self._pause()
+        self.chat.step = step
         return await self.chat.send(text)
 
-    async def press(self, button: str | int) -> list[Sent]:
+    async def press(self, button: str | int, step: str) -> list[Sent]:
         await self._pause()
+        self.chat.step = step
         return await self.chat.press(button)
 
     # --- the stages -----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        await self.send("/start")
-        await self.press("Қазақша")
+        await self.send("/start", "/start")
+        await self.press("Қазақша", "language")
         for item in (1, 2, 3):
-            await self.press(self.tr(f"rules-item-{item}-short"))
-        await self.press(self.tr("btn-join-queue"))
+            await self.press(self.tr(f"rules-item-{item}-short"), "rule ticked")
+        await self.press(self.tr("btn-join-queue"), "join the queue")
 
     async def _phone(self) -> None:
         await self._pause()
+        self.chat.step = "own contact shared"
         await self.chat.share_contact(self.phone, own=True)
         inbox = await self.phones.inbox(self.phone)
         code = next((m["otp_code"] for m in reversed(inbox) if m.get("otp_code")), None)
         if code is None:
             raise self.fail("no ed24.kz code in the phone's inbox")
-        shown = await self.send(code)
+        shown = await self.send(code, "ed24.kz code")
         self.expect(shown, "otp-verified")
 
-    async def _consent(self, iin: str) -> None:
-        await self.send(iin)
+    async def _consent(self, iin: str, who: str) -> None:
+        await self.send(iin, f"{who}: IIN")
         inbox = await self.phones.inbox(self.phone)
         consent_id = next((m["consent_id"] for m in reversed(inbox) if m.get("consent_id")), None)
         if consent_id is None or consent_id in self.consents_seen:
@@ -373,40 +383,42 @@ class Parent:
         # The bot checks the consent by itself every few seconds: a parent who took a while
         # finds the data card already there; otherwise they ask for it.
         if not self._card_shown(correct):
+            self.chat.step = f"{who}: request data"
             shown = await self.chat.press(self.tr("btn-consent-check"))
             # Either this button or the background check got there first: the card shows.
             if not any(correct in s.button_texts for s in shown) and not self._card_shown(correct):
                 raise self.fail("the data card did not come after 'Request data'")
-        await self.press(correct)
+        await self.press(correct, f"{who}: data correct")
 
     def _card_shown(self, button: str) -> bool:
         current = self.chat.session.last_inline(self.chat.chat_id)
         return current is not None and button in current.button_texts
 
     async def _parent(self) -> None:
-        await self._consent(self.parent_iin)
+        await self._consent(self.parent_iin, "parent")
 
     async def _child(self) -> None:
-        await self._consent(self.child_iin)
+        await self._consent(self.child_iin, "child")
 
     async def _choice(self) -> None:
-        await self.press(0)  # the general queue comes first in the catalogue
-        await self.press(0)  # the first state order type
-        await self.press(self.tr("btn-benefit-yes"))
+        await self.press(0, "queue type")  # the general queue comes first in the catalogue
+        await self.press(0, "state order")  # the first state order type
+        await self.press(self.tr("btn-benefit-yes"), "benefit: yes")
         await self._pause()
+        self.chat.step = "benefit document"
         await self.chat.send_pdf(BENEFIT_PDF, "benefit.pdf")
-        await self.press(0)  # the first provider of the first page
-        await self.press(0)  # its first group that fits the child's age
-        await self.press(self.tr("btn-preview-continue"))
+        await self.press(0, "provider")  # the first provider of the first page
+        await self.press(0, "group")  # its first group that fits the child's age
+        await self.press(self.tr("btn-preview-continue"), "queue preview seen")
 
     async def _notifications(self) -> None:
-        await self.press(self.tr("btn-notify-telegram"))
-        await self.press(self.tr("btn-notify-lang-kk"))
+        await self.press(self.tr("btn-notify-telegram"), "notification channel")
+        await self.press(self.tr("btn-notify-lang-kk"), "notification language")
 
     async def _submit(self) -> None:
         for name in ("personal_data", "contact_use", "offer"):
-            await self.press(self.tr(f"btn-consent-{name}"))
-        shown = await self.press(self.tr("btn-review-submit"))
+            await self.press(self.tr(f"btn-consent-{name}"), "consent ticked")
+        shown = await self.press(self.tr("btn-review-submit"), "submit")
         self.submitted_at = time.perf_counter()
         number = _number_in(shown)
         if number is None:

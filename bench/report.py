@@ -131,6 +131,9 @@ def _mb(value: float) -> str:
     return f"{value / MB:,.1f}"
 
 
+STEPS_TITLE = "Rush by step: handling p50 / p99 (ms) · share of the run's slowest 1 % of updates"
+
+
 def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the rush table (one column per scenario)."""
     floor = report.floor
@@ -208,6 +211,29 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         lambda r: f"{_mb(r.db_sizes.get('db', 0))} + {_mb(r.db_sizes.get('-wal', 0))}",
     )
     row("sandbox database (MB)", lambda r: _mb(r.sandbox_db_bytes))
+    return head, rows
+
+
+def step_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Handling time by step of the journey: p50 / p99 (ms) and the step's part of the run's
+    slowest 1 % of updates, one column per scenario; steps in journey order."""
+    head = ["step", *(_scenario(r) for r in report.rushes)]
+    names: dict[str, None] = {}
+    for r in report.rushes:
+        names.update(dict.fromkeys(r.steps))
+    slowest = [max(1, sum(s.in_slowest for s in r.steps.values())) for r in report.rushes]
+    rows = []
+    for name in names:
+        cells = [name]
+        for r, tail in zip(report.rushes, slowest, strict=True):
+            step = r.steps.get(name)
+            cells.append(
+                "–"
+                if step is None
+                else f"{_short_ms(step.p50_ms)} / {_short_ms(step.p99_ms)}"
+                f" · {step.in_slowest * 100 / tail:.0f} %"
+            )
+        rows.append(cells)
     return head, rows
 
 
@@ -307,6 +333,8 @@ def render_text(report: Report) -> str:
         parts += ["", "Rush"]
         parts.append(text_table(*rush_rows(report)))
         parts += _failures(report, markdown=False)
+        parts += ["", STEPS_TITLE]
+        parts.append(text_table(*step_rows(report)))
     if report.pushes:
         parts += ["", "Push"]
         parts.append(text_table(*push_rows(report)))
@@ -337,6 +365,7 @@ def render_markdown(report: Report) -> str:
     if report.rushes:
         parts += ["", "#### Rush", "", md_table(*rush_rows(report))]
         parts += _failures(report, markdown=True)
+        parts += ["", "#### " + STEPS_TITLE, "", md_table(*step_rows(report))]
     if report.pushes:
         parts += ["", "#### Push", "", md_table(*push_rows(report))]
     if report.log_summary:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import Latencies, RssSampler, file_sizes, rss_bytes
+from bench.metrics import Latencies, RssSampler, StepTimes, file_sizes, rss_bytes, step_times
 from bench.parent import (
     TR_KEYS,
     BenchChat,
@@ -93,6 +93,7 @@ class RushResult:
     writes: int = 0  # jobs of the process's SQLite writer during the run (0: no writer)
     commits: int = 0  # its batches: each one COMMIT, one fsync
     loop_busy: float | None = None  # share of the handling time the event loop had work
+    steps: dict[str, StepTimes] = field(default_factory=dict)  # by step of the journey
 
     @property
     def updates_per_second(self) -> float:
@@ -284,6 +285,7 @@ async def _run(
             if stats.first_at is not None:
                 result.handling_seconds = stats.last_at - stats.first_at
             result.latency_ms_summary = stats.latencies.summary_ms()
+            result.steps = step_times(stats.by_step, stats.latencies)
             result.telegram_calls = session.calls
             result.harness_http_calls = phones.calls
             failures: collections.Counter[str] = collections.Counter()

@@ -34,6 +34,14 @@ async def test_fifty_parents_all_get_their_own_application_number(tmp_path: Path
     assert result.updates >= 50 * 20  # every step of the journey went through the Dispatcher
     # Every write went through the one writer, and commits were counted (never more than writes).
     assert 0 < result.commits <= result.writes
+    # Every update is put down to a step of the journey, in journey order, each parent's once.
+    assert "?" not in result.steps
+    assert sum(step.count for step in result.steps.values()) == result.updates
+    names = list(result.steps)
+    assert names[0] == "/start" and names[-1] == "submit"
+    assert names.index("ed24.kz code") < names.index("benefit document") < names.index("group")
+    assert result.steps["benefit document"].count == result.steps["submit"].count == 50
+    assert sum(step.in_slowest for step in result.steps.values()) >= result.updates // 100
 
 
 async def test_a_thousand_pushes_are_delivered_once_within_the_limits(tmp_path: Path) -> None:
