@@ -314,7 +314,7 @@ def _fsm_state_on_disk(path: Path, user_id: int) -> list[tuple[Any, ...]]:
 async def test_a_step_saves_its_answers_and_moves_in_one_commit(
     path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
-    """`BotView.goto`'s pair: the draft and the next state, one commit, in that order."""
+    """`StepView.move`'s pair: the draft and the next state, one commit, in that order."""
     key = StorageKey(bot_id=1, chat_id=7, user_id=7)
     await fsm.set_state(key, "Form:phone")
     before = writer.stats.batches
@@ -352,7 +352,8 @@ async def test_a_step_whose_answers_are_refused_does_not_move(
 async def test_answers_and_a_change_of_the_fsm_data_in_one_commit(
     path: Path, store: Store, writer: SQLiteWriter, fsm: SQLiteStorage
 ) -> None:
-    """`StepView.move`'s change sees the data as it is under the key's lock."""
+    """`SQLiteStorage.moving` with a data change (as `StepView.move` uses it) and the state
+    left as it is: the change sees the data as it is under the key's lock."""
     key = StorageKey(bot_id=1, chat_id=9, user_id=9)
     await fsm.set_state(key, "Form:consent")
     await fsm.set_data(key, {"consent_id": "c-1", "kept": 1})
