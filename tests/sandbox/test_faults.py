@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from types import SimpleNamespace
 
 import httpx
+import pytest
 
+import services.voucher.sandbox.app as sandbox_app
 from services.voucher.sandbox import RunningSandbox
 from tests.sandbox.conftest import api_client
 from tests.sandbox.helpers import PARENT_PHONE, error_fields, problem
@@ -101,11 +105,22 @@ async def test_switches_from_the_settings(start: Start) -> None:
         assert faults["intake_closed"] == ["general"] and faults["failure_rate"] == 1.0
 
 
-async def test_latency_delays_non_sandbox_endpoints(client: httpx.AsyncClient) -> None:
+async def test_latency_delays_non_sandbox_endpoints(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sandbox's sleeps are recorded (and still slept): "no delay" on /sandbox is then a
+    # fact, not a wall-clock bound that a busy machine could break.
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(seconds)
+
+    monkeypatch.setattr(sandbox_app, "asyncio", SimpleNamespace(sleep=sleep))
     await client.post("/sandbox/faults", json={"latency_ms": 150})
     started = time.perf_counter()
     assert (await client.get("/catalog/queue-types")).status_code == 200
     assert time.perf_counter() - started >= 0.15
-    started = time.perf_counter()
-    await client.get("/sandbox/faults")
-    assert time.perf_counter() - started < 0.15
+    assert slept == [0.15]
+    assert (await client.get("/sandbox/faults")).status_code == 200
+    assert slept == [0.15]  # the sandbox's own endpoints are never delayed
