@@ -43,6 +43,9 @@ PDF = b"%PDF-1.4\n% Kezek test benefit certificate\n" + b"1" * 2048
 READ_TIMEOUT = 0.15
 FAULTS = ("unavailable", "slow", "refused")
 
+# A full collection's stop (up to 1.4 s here) is longer than READ_TIMEOUT: see the fixture.
+pytestmark = pytest.mark.usefixtures("without_gc_pauses")
+
 
 # --- the app: short read timeout, two attempts, no background consent polling ------------------
 
