@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -480,4 +481,5 @@ def now_utc() -> datetime:
 
 
 def command_line() -> str:
-    return "python -m bench " + " ".join(sys.argv[1:])
+    # Quoted as a shell would need it: a --label has spaces and commas.
+    return shlex.join(["python", "-m", "bench", *sys.argv[1:]])
