@@ -23,7 +23,7 @@ def without_gc_pauses() -> Iterator[None]:
     """No automatic garbage collection during the test.
 
     In this process a full collection stops the event loop for 0.3-1.4 s (gc.callbacks over the
-    whole suite, 2026-11-27). A test that gives the voucher client a 0.15 s read timeout, so
+    whole suite, 2026-11-27). A test that gives the voucher client a 0.15-0.2 s read timeout, so
     that a hang it injects is seen quickly, would take such a stop during one of its healthy
     calls for the service hanging, and fail once in a while.
     """
