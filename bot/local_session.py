@@ -9,7 +9,6 @@ handlers get properly typed and bot-bound objects back.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import mimetypes
@@ -436,11 +435,16 @@ class LocalBotSession(BaseSession):
         return query_id
 
     def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
-        """A message as Telegram holds it now (after edits); None if unknown or deleted."""
+        """A message as Telegram holds it now (after edits); None if unknown or deleted.
+
+        A stored message is never changed in place (an edit stores a new dict), so a copy of
+        its top level keeps the store safe from a caller that sets a key: a deep copy cost the
+        benchmark ≈ 4 % of the loop per button press, charged to the bot.
+        """
         stored = self._messages.get((chat_id, message_id))
         if stored is None or stored.deleted:
             return None
-        return copy.deepcopy(stored.json)
+        return dict(stored.json)
 
     def current(self, chat_id: int, message_id: int) -> Sent | None:
         """A bot message's current text and keyboard as a Sent record."""
@@ -713,7 +717,7 @@ class LocalBotSession(BaseSession):
             raise _ApiError("Bad Request: message to edit not found")
         if not stored.from_bot:
             raise _ApiError("Bad Request: message can't be edited")
-        new = copy.deepcopy(stored.json)
+        new = dict(stored.json)  # only top-level keys change below; see `message`
         if field_name == "text":
             if "text" not in new:
                 raise _ApiError("Bad Request: there is no text in the message to edit")
