@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -187,7 +188,7 @@ class UpdateStats:
 
     latencies: Latencies = field(default_factory=Latencies)
     # The same times by step of the journey ("ed24.kz code", "provider"…), in journey order.
-    by_step: dict[str, Latencies] = field(default_factory=dict)
+    by_step: defaultdict[str, Latencies] = field(default_factory=lambda: defaultdict(Latencies))
     first_at: float | None = None
     last_at: float = 0.0
     meter: LoopIdleMeter = field(default_factory=LoopIdleMeter)  # read at the first, last update
@@ -232,10 +233,7 @@ class BenchChat(LocalChat):
         ended = time.perf_counter()
         took = ended - started  # one float in both lists: it counts in the blocks kept
         stats.latencies.add(took)
-        step = stats.by_step.get(self.step)
-        if step is None:
-            step = stats.by_step[self.step] = Latencies()
-        step.add(took)
+        stats.by_step[self.step].add(took)
         if ended > stats.last_at:
             stats.last_at = ended
             stats.idle_at_last = stats.meter.idle
@@ -341,14 +339,17 @@ class Parent:
         if self.think > 0:
             await asyncio.sleep(self.think)  # the simulated person thinking, not a sync
 
-    async def send(self, text: str, step: str) -> list[Sent]:
+    async def _begin(self, step: str) -> None:
+        """Think, then put the next update down to `step` of the journey."""
         await self._pause()
         self.chat.step = step
+
+    async def send(self, text: str, step: str) -> list[Sent]:
+        await self._begin(step)
         return await self.chat.send(text)
 
     async def press(self, button: str | int, step: str) -> list[Sent]:
-        await self._pause()
-        self.chat.step = step
+        await self._begin(step)
         return await self.chat.press(button)
 
     # --- the stages -----------------------------------------------------------------------
@@ -361,8 +362,7 @@ class Parent:
         await self.press(self.tr("btn-join-queue"), "join the queue")
 
     async def _phone(self) -> None:
-        await self._pause()
-        self.chat.step = "own contact shared"
+        await self._begin("own contact shared")
         await self.chat.share_contact(self.phone, own=True)
         inbox = await self.phones.inbox(self.phone)
         code = next((m["otp_code"] for m in reversed(inbox) if m.get("otp_code")), None)
@@ -405,8 +405,7 @@ class Parent:
         await self.press(0, "queue type")  # the general queue comes first in the catalogue
         await self.press(0, "state order")  # the first state order type
         await self.press(self.tr("btn-benefit-yes"), "benefit: yes")
-        await self._pause()
-        self.chat.step = "benefit document"
+        await self._begin("benefit document")
         await self.chat.send_pdf(BENEFIT_PDF, "benefit.pdf")
         await self.press(0, "provider")  # the first provider of the first page
         await self.press(0, "group")  # its first group that fits the child's age
