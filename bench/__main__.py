@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report as rep
-from bench.floor import run_floor
+from bench.floor import Handler, run_floor
 from bench.push import run_push
 from bench.rush import RushResult, run_rush
 from bot.gc_tuning import DEFAULT_YOUNG, tune_gc
@@ -139,11 +139,14 @@ async def run(args: argparse.Namespace, report: rep.Report) -> None:
             _say(_rush_line(result))
     if "floor" in args.only:
         updates = _floor_updates(report.rushes, args.parents)
-        for parse, reply in ((True, False), (False, False), (True, True)):
+        # The no-op floor parsed and prebuilt, then each bare bot that answers (parsed).
+        kinds = [(True, Handler.NOOP), (False, Handler.NOOP)]
+        kinds += [(True, handler) for handler in Handler if handler is not Handler.NOOP]
+        for parse, handler in kinds:
             for _ in range(max(1, args.floor_runs)):
-                floor = await run_floor(updates, args.parents, parse=parse, reply=reply)
+                floor = await run_floor(updates, args.parents, parse=parse, handler=handler)
                 report.floors.append(floor)
-                kind = "answering" if reply else "parsed" if parse else "prebuilt"
+                kind = handler.value if parse else "prebuilt"
                 _say(f"floor ({kind}): {floor.updates_per_second:,.0f} updates/s")
     if "push" in args.only:
         _say(f"push: {args.pushes:,} status changes …")

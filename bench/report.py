@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.floor import FloorResult
+from bench.floor import FloorResult, Handler
 from bench.push import PushResult
 from bench.rush import RushResult
 
@@ -60,17 +60,16 @@ class Report:
 
     @property
     def floor(self) -> FloorResult | None:
-        """The median of the floor runs that built updates in the timed loop."""
-        return _median(f for f in self.floors if f.parse and not f.reply)
+        """The median of the no-op floor runs that built updates in the timed loop."""
+        return self.floor_of(Handler.NOOP)
 
     @property
     def floor_prebuilt(self) -> FloorResult | None:
-        return _median(f for f in self.floors if not f.parse and not f.reply)
+        return self.floor_of(Handler.NOOP, parse=False)
 
-    @property
-    def floor_reply(self) -> FloorResult | None:
-        """The median of the runs whose handler answered each update (updates parsed)."""
-        return _median(f for f in self.floors if f.reply)
+    def floor_of(self, handler: Handler, *, parse: bool = True) -> FloorResult | None:
+        """The median of the floor runs with this handler (see bench/floor.py)."""
+        return _median(f for f in self.floors if f.handler is handler and f.parse is parse)
 
     @property
     def ok(self) -> bool:
@@ -139,7 +138,6 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the rush table (one column per scenario)."""
     floor = report.floor
     prebuilt = report.floor_prebuilt
-    replying = report.floor_reply
     head = ["", *(_scenario(r) for r in report.rushes)]
     rows: list[list[str]] = []
 
@@ -165,11 +163,13 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             f"÷ floor ({_n(prebuilt.updates_per_second)}/s, updates prebuilt)",
             lambda r: f"{r.updates_per_second / prebuilt.updates_per_second:.3f}",
         )
-    if replying:
-        row(
-            f"÷ bare bot answering each update ({_n(replying.updates_per_second)}/s)",
-            lambda r: f"{r.updates_per_second / replying.updates_per_second:.3f}",
-        )
+    for handler in (Handler.ANSWER, Handler.LIKE_KEZEK, Handler.LIKE_KEZEK_SQLITE):
+        bare = report.floor_of(handler)
+        if bare is not None:
+            row(
+                f"÷ bare bot {_BARE[handler]} ({_n(bare.updates_per_second)}/s)",
+                lambda r, bare=bare: f"{r.updates_per_second / bare.updates_per_second:.3f}",
+            )
     row("handling per update p50 / p95 / p99 (ms)", lambda r: _ms(r.latency_ms_summary))
     row("slowest update (ms)", lambda r: _short_ms(r.latency_ms_summary.get("max", 0)))
     row("submit → number p50 / p95 / p99 (ms)", lambda r: _ms(r.number_wait_ms))
@@ -286,14 +286,37 @@ def _median(runs: Iterable[FloorResult]) -> FloorResult | None:
     return ordered[len(ordered) // 2] if ordered else None
 
 
+# How the rush table names each bare bot that answers (bench/floor.py says what each does).
+_BARE = {
+    Handler.ANSWER: "answering each update",
+    Handler.LIKE_KEZEK: "answering like the rush, state in memory",
+    Handler.LIKE_KEZEK_SQLITE: "answering like the rush, state in our SQLite storage",
+}
+_FLOOR_KIND = {
+    Handler.ANSWER: "answering each update (one message + keyboard), parsed",
+    Handler.LIKE_KEZEK: "answering like the rush (7 of 9 updates pressed buttons), state in memory",
+    Handler.LIKE_KEZEK_SQLITE: (
+        "answering like the rush, state set in our SQLite storage (synchronous=FULL)"
+    ),
+}
+
+
 def _floor_kind(f: FloorResult) -> str:
-    if f.reply:
-        return "answering each update (one message + keyboard), parsed"
-    return "updates parsed in the loop" if f.parse else "updates prebuilt"
+    if f.handler is Handler.NOOP:
+        return "updates parsed in the loop" if f.parse else "updates prebuilt"
+    return _FLOOR_KIND[f.handler]
 
 
 def floor_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    head = ["floor run", "updates", "chats", "updates/s", "CPU µs/update", "p50 / p95 / p99 (ms)"]
+    head = [
+        "floor run",
+        "updates",
+        "chats",
+        "updates/s",
+        "CPU µs/update",
+        "Bot API calls/update",
+        "p50 / p95 / p99 (ms)",
+    ]
     rows = [
         [
             _floor_kind(f),
@@ -301,6 +324,7 @@ def floor_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             _n(f.users),
             _n(f.updates_per_second),
             _n(f.cpu_us_per_update, 1),
+            f"{f.calls / f.updates:.2f}" if f.updates else "–",
             _ms(f.latency_ms_summary),
         ]
         for f in report.floors

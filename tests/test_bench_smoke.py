@@ -16,6 +16,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
 
 from bench.fake_telegram import FakeTelegramApi, TelegramLimits
+from bench.floor import PRESSES_PER_NINE, Handler, run_floor
 from bench.push import run_push
 from bench.report import BEGIN, END, HISTORY_END, Machine, Report, write_markdown
 from bench.rush import run_rush
@@ -122,3 +123,19 @@ def test_the_report_keeps_what_the_team_wrote_around_the_figures(tmp_path: Path)
     assert "old figures" not in text
     assert "python -m bench" in text
     assert "| a change | `abc1234` |" in text.split(HISTORY_END)[0]
+
+
+async def test_the_bare_bots_answer_every_update_as_their_kind_says() -> None:
+    chats, each = 10, 9  # nine updates a chat: 7 of them button presses in the rush's mix
+    runs = {handler: await run_floor(chats * each, chats, handler=handler) for handler in Handler}
+
+    assert all(run.updates == chats * each for run in runs.values())
+    assert runs[Handler.NOOP].calls == 0
+    assert runs[Handler.ANSWER].calls == chats * each  # one message per update
+    # A press is answered (answerCallbackQuery) and followed by a message; a typed text by one.
+    like_rush = chats * (each + PRESSES_PER_NINE)
+    assert runs[Handler.LIKE_KEZEK].calls == like_rush
+    assert runs[Handler.LIKE_KEZEK_SQLITE].calls == like_rush
+    # Every chat's last step (a press) is on disk, the warm-up chat's too.
+    assert runs[Handler.LIKE_KEZEK_SQLITE].saved_states == {"_Step:pressed": chats + 1}
+    assert runs[Handler.LIKE_KEZEK].saved_states == {}
