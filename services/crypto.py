@@ -22,7 +22,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,7 @@ KEY_ID_BYTES = 8
 VERSION = 1
 HEADER_BYTES = 1 + KEY_ID_BYTES
 MIN_BLOB_BYTES = HEADER_BYTES + NONCE_BYTES + 16  # an empty plaintext still has its tag
+NONCES_PER_READ = 1024
 
 _ENCRYPTION_INFO = b"kezek/v1/aes-256-gcm"
 _LOOKUP_INFO = b"kezek/v1/lookup-hmac-sha256"
@@ -91,11 +94,44 @@ class _Key:
         return cls(key_id, AESGCM(_derive(raw, _ENCRYPTION_INFO)), _derive(raw, _LOOKUP_INFO))
 
 
+class _NoncePool:
+    """Random nonces read from the operating system many at a time.
+
+    Why not `os.urandom` per nonce: the call gives up the GIL for its system call, and in a rush
+    the SQLite writer's thread is waiting for it, so the event loop then waits its turn to get
+    it back: about 30 µs per sealed value instead of 0.3 µs (docs/performance.md, eighth pass).
+    These are the same bytes of the kernel's generator, read `batch` nonces at once; each is
+    handed out once.
+    """
+
+    def __init__(self, size: int, batch: int = NONCES_PER_READ) -> None:
+        self._size = size
+        self._batch = batch
+        self._lock = threading.Lock()  # the writer's thread seals too (re-sealing old rows)
+        self._bytes = b""
+        self._next = 0
+        self._pid = os.getpid()
+
+    def take(self) -> bytes:
+        """The next unused nonce."""
+        with self._lock:
+            pid = os.getpid()
+            # A forked child drops what its parent read: the two must never share a nonce.
+            if pid != self._pid or self._next + self._size > len(self._bytes):
+                self._bytes = os.urandom(self._size * self._batch)
+                self._next = 0
+                self._pid = pid
+            start = self._next
+            self._next = start + self._size
+            return self._bytes[start : self._next]
+
+
 class DataCipher:
     """Seals and opens values with the current key; opens with retired keys too."""
 
     def __init__(self, current: bytes, old: Iterable[bytes] = ()) -> None:
         """Keys as raw bytes; use `DataCipher.from_keys` for the base64 text of settings."""
+        self._nonces = _NoncePool(NONCE_BYTES)
         self._current = _Key.from_raw(current)
         self._keys: dict[bytes, _Key] = {self._current.key_id: self._current}
         for raw in old:
@@ -117,7 +153,7 @@ class DataCipher:
     def encrypt(self, plaintext: bytes, context: str) -> bytes:
         """Seal `plaintext` for the place named by `context` (`table.column:row`)."""
         header = bytes([VERSION]) + self._current.key_id
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        nonce = self._nonces.take()
         sealed = self._current.aead.encrypt(nonce, plaintext, _aad(header, context))
         return header + nonce + sealed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from services.crypto import (
     HEADER_BYTES,
     KEY_BYTES,
     NONCE_BYTES,
+    NONCES_PER_READ,
     DataCipher,
     DecryptionError,
     InvalidKey,
@@ -50,6 +52,49 @@ def test_the_blob_hides_the_value_and_never_repeats(cipher: DataCipher) -> None:
     for secret in (b"871008401427", "Аяулым".encode(), b"+77017771122", b"iin"):
         assert secret not in first
     assert key_id_of(first) == cipher.key_id
+
+
+def _nonce(blob: bytes) -> bytes:
+    return blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+
+
+def test_nonces_are_read_from_the_os_in_bulk_and_never_handed_out_twice(
+    cipher: DataCipher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    real_urandom = os.urandom
+
+    def counting_urandom(size: int) -> bytes:
+        reads.append(size)
+        return real_urandom(size)
+
+    monkeypatch.setattr("services.crypto.os.urandom", counting_urandom)
+    sealed = [cipher.encrypt_text(str(n), DRAFT) for n in range(2 * NONCES_PER_READ + 1)]
+
+    assert reads == [NONCE_BYTES * NONCES_PER_READ] * 3  # three reads, not one per value
+    assert len({_nonce(blob) for blob in sealed}) == len(sealed)  # across the refills too
+    assert [cipher.decrypt_text(blob, DRAFT) for blob in sealed[-3:]] == [
+        str(n) for n in range(2 * NONCES_PER_READ - 2, 2 * NONCES_PER_READ + 1)
+    ]
+
+
+def test_a_forked_child_never_seals_with_a_nonce_its_parent_may_use(cipher: DataCipher) -> None:
+    cipher.encrypt(b"x", DRAFT)  # the pool now holds nonces the parent has not used yet
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: seal one value, send its nonce, leave without pytest's cleanup
+        try:
+            os.write(write_end, _nonce(cipher.encrypt(b"child", DRAFT)))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_nonce = os.read(read_end, NONCE_BYTES)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent_nonces = {_nonce(cipher.encrypt(b"parent", DRAFT)) for _ in range(NONCES_PER_READ)}
+
+    assert len(child_nonce) == NONCE_BYTES
+    assert child_nonce not in parent_nonces
 
 
 @pytest.mark.parametrize("where", [0, 1, HEADER_BYTES, HEADER_BYTES + NONCE_BYTES, -1])
