@@ -11,10 +11,11 @@ Telegram stand-in, to show what a conversation on this stack pays before any wor
 
 - `ANSWER`: every update is a message, answered with one message and a three-button keyboard
   (aiogram builds and prepares the call, the session records it and parses the returned Message);
-- `LIKE_KEZEK`: the rush's mix of updates and calls and nothing else: 7 of every 9 updates are
+- `LIKE_KEZEK`: the rush's mix of updates and nothing else: 7 of every 9 updates are
   button presses, answered with `answerCallbackQuery` and then a message with a keyboard, the
-  others typed messages answered with one (≈ 1.78 Bot API calls per update, as in the rush), and
-  each update sets the chat's FSM state in MemoryStorage;
+  others typed messages answered with one (1.78 Bot API calls per update; the rush makes 2.07,
+  its edits and file downloads are left out), and each update sets the chat's FSM state in
+  MemoryStorage;
 - `LIKE_KEZEK_SQLITE`: the same, the state set in Kezek's own FSM storage on a SQLite file (one
   sealed write per update, committed with `synchronous=FULL` before the bot answers): the least
   a step of our conversation does, since what a parent was told is saved must be on disk.
