@@ -174,7 +174,12 @@ async def run_floor(
 
     users = max(1, min(users, updates))
     folder = Path(tempfile.mkdtemp(prefix="kezek-floor-"))
-    dp = bare_dispatcher(handler, await _storage(handler, folder))
+    try:
+        storage = await _storage(handler, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    dp = bare_dispatcher(handler, storage)
     bot = Bot(TOKEN) if handler is Handler.NOOP else Bot(TOKEN, session=BenchSession())
     mixed = handler in (Handler.LIKE_KEZEK, Handler.LIKE_KEZEK_SQLITE)
     latencies = Latencies()
