@@ -93,6 +93,8 @@ _KEYBOARD = InlineKeyboardMarkup(
     ]
 )
 _TEXT = "Қағидалармен таныстым"
+# The keyboard as Telegram sends it back with a pressed message (the same for every press).
+_KEYBOARD_JSON = _KEYBOARD.model_dump(exclude_none=True)
 
 
 def bare_dispatcher(
@@ -143,7 +145,7 @@ def _update(update_id: int, user_id: int, message_id: int, *, press: bool) -> di
     # The bot's message whose button was pressed, as Telegram sends it back.
     shown = message | {
         "from": {"id": 4242424242, "is_bot": True, "first_name": "Kezek"},
-        "reply_markup": _KEYBOARD.model_dump(exclude_none=True),
+        "reply_markup": _KEYBOARD_JSON,
     }
     query = {"id": str(update_id), "from": user, "chat_instance": "1", "data": "yes"}
     return {"update_id": update_id, "callback_query": query | {"message": shown}}

@@ -163,11 +163,11 @@ def rush_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             f"÷ floor ({_n(prebuilt.updates_per_second)}/s, updates prebuilt)",
             lambda r: f"{r.updates_per_second / prebuilt.updates_per_second:.3f}",
         )
-    for handler in (Handler.ANSWER, Handler.LIKE_KEZEK, Handler.LIKE_KEZEK_SQLITE):
+    for handler, name in _BARE.items():
         bare = report.floor_of(handler)
         if bare is not None:
             row(
-                f"÷ bare bot {_BARE[handler]} ({_n(bare.updates_per_second)}/s)",
+                f"÷ bare bot {name} ({_n(bare.updates_per_second)}/s)",
                 lambda r, bare=bare: f"{r.updates_per_second / bare.updates_per_second:.3f}",
             )
     row("handling per update p50 / p95 / p99 (ms)", lambda r: _ms(r.latency_ms_summary))
